@@ -1,0 +1,174 @@
+"""Typed configuration read from ``HERALD_*`` environment variables.
+
+Every field of :class:`Settings` has a default and a description; the reference in
+``docs/configuration.md`` is generated from them (:func:`render_reference`). Unknown
+``HERALD_`` variables and values that do not parse are errors at start, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
+
+import msgspec
+from msgspec import Meta
+
+PREFIX = "HERALD_"
+
+#: Development secret used when ``HERALD_JWT_SECRET`` is unset; services warn about it.
+DEV_JWT_SECRET = "herald-dev-secret-change-me"
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Positive = Annotated[int, Meta(ge=1)]
+Seconds = Annotated[float, Meta(gt=0)]
+
+
+class ConfigError(Exception):
+    """A ``HERALD_*`` variable is unknown or its value is malformed."""
+
+
+def _doc(text: str) -> Meta:
+    return Meta(description=text)
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """All of Herald's settings; each service reads the ones it needs."""
+
+    nats_url: Annotated[str, _doc("NATS server URL(s), comma separated; `herald up` starts nats-server here.")] = (
+        "nats://127.0.0.1:4222"
+    )
+    nats_connect_timeout: Annotated[Seconds, _doc("Seconds to wait for the first NATS connection.")] = 5.0
+    nats_replicas: Annotated[
+        Annotated[int, Meta(ge=1, le=5)], _doc("JetStream replicas for Herald's streams (3 in a 3-node cluster).")
+    ] = 1
+    data_dir: Annotated[str, _doc("Folder for local state (SQLite file, nats-server store of `herald up`).")] = "var"
+    history_size: Annotated[Positive, _doc("Messages kept per topic for recovery and history.")] = 1000
+    history_ttl: Annotated[Seconds, _doc("Seconds a topic message is kept for recovery and history.")] = 86400.0
+    events_max_age: Annotated[Seconds, _doc("Seconds domain events are kept in the HERALD_EVENTS stream.")] = 604800.0
+    dedup_window: Annotated[Seconds, _doc("Seconds JetStream remembers message ids to drop duplicates.")] = 120.0
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], _doc("Log level.")] = "info"
+
+    jwt_secret: Annotated[str, _doc("HS256 secret that signs and verifies tokens. Set it in production.")] = (
+        DEV_JWT_SECRET
+    )
+    jwt_algorithms: Annotated[list[str], _doc("Accepted token algorithms, comma separated (HS256, RS256, ES256).")] = (
+        msgspec.field(default_factory=lambda: ["HS256"])
+    )
+    jwt_public_key: Annotated[str, _doc("PEM public key (or a path to one) for RS256/ES256 tokens.")] = ""
+    jwt_jwks_url: Annotated[str, _doc("JWKS URL for RS256/ES256 tokens, keys looked up by `kid`.")] = ""
+    jwt_audience: Annotated[str, _doc("Required `aud` claim; empty means not checked.")] = ""
+    jwt_issuer: Annotated[str, _doc("Required `iss` claim; empty means not checked.")] = ""
+    jwt_leeway: Annotated[Annotated[float, Meta(ge=0)], _doc("Seconds of clock skew tolerated on `exp`.")] = 0.0
+
+    gateway_host: Annotated[str, _doc("Address the gateway listens on.")] = "127.0.0.1"
+    gateway_port: Annotated[Port, _doc("Port of the gateway's WebSocket listener.")] = 8080
+    gateway_path: Annotated[str, _doc("HTTP path of the WebSocket endpoint.")] = "/ws"
+    gateway_metrics_port: Annotated[Port, _doc("Port of the gateway's /healthz, /readyz and /metrics; 0 disables.")] = (
+        8081
+    )
+    auth_timeout: Annotated[Seconds, _doc("Seconds a new socket has to send its `auth` frame (then 4001).")] = 5.0
+    max_frame_bytes: Annotated[Positive, _doc("Largest WebSocket frame accepted from a client (then 1009).")] = 65536
+    max_subscriptions: Annotated[Positive, _doc("Subscriptions one connection may hold.")] = 100
+    ping_interval: Annotated[
+        Annotated[float, Meta(ge=0)], _doc("Seconds between server pings to detect dead sockets; 0 disables.")
+    ] = 20.0
+    shutdown_grace: Annotated[Seconds, _doc("Seconds a stopping service waits for in-flight work.")] = 5.0
+
+    api_host: Annotated[str, _doc("Address the api listens on.")] = "127.0.0.1"
+    api_port: Annotated[Port, _doc("Port of the api.")] = 8000
+    database_url: Annotated[
+        str, _doc("sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB; empty: DATA_DIR/herald.db.")
+    ] = ""
+    max_body_bytes: Annotated[Positive, _doc("Largest REST request body accepted (then 413).")] = 1048576
+    page_limit_max: Annotated[Positive, _doc("Largest `limit` a history request may ask for.")] = 100
+
+    def sqlite_default_path(self) -> str:
+        return os.path.join(self.data_dir, "herald.db")
+
+
+_FIELD_TYPES: dict[str, Any] = {}
+
+
+def _field_types() -> dict[str, Any]:
+    if not _FIELD_TYPES:
+        hints = get_type_hints(Settings, include_extras=True)
+        _FIELD_TYPES.update({name: hints[name] for name in Settings.__struct_fields__})
+    return _FIELD_TYPES
+
+
+def _base_type(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return tp
+
+
+def _parse_value(name: str, raw: str) -> Any:
+    if get_origin(_base_type(_field_types()[name])) is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (``os.environ`` by default).
+
+    Raises :class:`ConfigError` naming the variable when one is unknown or malformed.
+    """
+    env = os.environ if environ is None else environ
+    fields = _field_types()
+    raw: dict[str, Any] = {}
+    unknown = []
+    for key, value in env.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name not in fields:
+            unknown.append(key)
+            continue
+        raw[name] = _parse_value(name, value)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(sorted(unknown))}; see docs/configuration.md for the valid HERALD_* names"
+        )
+    raw.update(overrides)
+    for name, value in raw.items():
+        try:
+            msgspec.convert(value, fields[name], strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{PREFIX}{name.upper()}={value!r} is invalid: {exc}") from None
+    return msgspec.convert(raw, Settings, strict=False)
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(variable, type, default, description) for every setting, in declaration order."""
+    rows = []
+    defaults = Settings()
+    for name, tp in _field_types().items():
+        description = ""
+        t = tp
+        while get_origin(t) is Annotated:
+            for meta in get_args(t)[1:]:
+                if isinstance(meta, Meta) and meta.description:
+                    description = meta.description
+            t = get_args(t)[0]
+        default = getattr(defaults, name)
+        if isinstance(default, list):
+            default = ",".join(default)
+        if get_origin(t) is list:
+            type_name = "list"
+        elif get_origin(t) is Literal:
+            type_name = " \\| ".join(str(a) for a in get_args(t))
+        else:
+            type_name = getattr(t, "__name__", str(t))
+        rows.append((PREFIX + name.upper(), type_name, str(default), description))
+    return rows
+
+
+def render_reference() -> str:
+    """The Markdown table of every setting, as published in docs/configuration.md."""
+    lines = ["| Variable | Type | Default | Description |", "| --- | --- | --- | --- |"]
+    for var, type_name, default, description in describe():
+        shown = f"`{default}`" if default else "(empty)"
+        lines.append(f"| `{var}` | {type_name} | {shown} | {description} |")
+    return "\n".join(lines) + "\n"

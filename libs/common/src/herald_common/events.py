@@ -1,0 +1,58 @@
+"""Domain events: what the api emits on ``events.<type>`` and the bridge consumes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+
+EVENT_PREFIX = "events."
+
+MESSAGE_SENT = "message.sent"
+MESSAGE_UPDATED = "message.updated"
+MESSAGE_DELETED = "message.deleted"
+MESSAGE_EVENTS = frozenset({MESSAGE_SENT, MESSAGE_UPDATED, MESSAGE_DELETED})
+
+#: A user lost access to a channel (removed, or the channel deleted): gateways drop
+#: matching live subscriptions. ``data``: ``{"channelId", "userId"}`` (``userId`` null
+#: when the whole channel is gone).
+CHANNEL_ACCESS_REVOKED = "channel.access_revoked"
+
+#: A raw publication from ``POST /api/publish``: ``data`` is ``{"topic", "data"}``.
+TOPIC_PUBLISHED = "topic.published"
+
+
+class Event(msgspec.Struct, frozen=True, rename="camel"):
+    """One domain event. ``id`` is unique and used to deduplicate redeliveries."""
+
+    id: str
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
+
+    @property
+    def subject(self) -> str:
+        return EVENT_PREFIX + self.type
+
+
+def new_event(type_: str, data: dict[str, Any]) -> Event:
+    return Event(
+        id=uuid.uuid4().hex,
+        type=type_,
+        occurred_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        data=data,
+    )
+
+
+_decoder = msgspec.json.Decoder(Event)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> Event:
+    return _decoder.decode(data)

@@ -1,0 +1,63 @@
+"""Herald's JetStream streams, declared in one place and created idempotently."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RePublish, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from herald_common.config import Settings
+from herald_common.events import EVENT_PREFIX
+from herald_common.topics import LIVE_PREFIX, TOPIC_PREFIX
+
+log = logging.getLogger(__name__)
+
+EVENTS_STREAM = "HERALD_EVENTS"
+TOPICS_STREAM = "HERALD_TOPICS"
+
+
+def events_stream_config(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=[EVENT_PREFIX + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=settings.nats_replicas,
+        max_age=settings.events_max_age,
+        duplicate_window=settings.dedup_window,
+        discard=DiscardPolicy.OLD,
+    )
+
+
+def topics_stream_config(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=TOPICS_STREAM,
+        subjects=[TOPIC_PREFIX + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=settings.nats_replicas,
+        max_msgs_per_subject=settings.history_size,
+        max_age=settings.history_ttl,
+        duplicate_window=settings.dedup_window,
+        discard=DiscardPolicy.OLD,
+        republish=RePublish(src=TOPIC_PREFIX + ">", dest=LIVE_PREFIX + ">"),
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or update it when its configuration changed."""
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("created stream %s", config.name)
+        return
+    await js.update_stream(config)
+
+
+async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
+    await ensure_stream(js, events_stream_config(settings))
+    await ensure_stream(js, topics_stream_config(settings))
