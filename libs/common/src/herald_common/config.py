@@ -71,6 +71,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     auth_timeout: Annotated[Seconds, _doc("Seconds a new socket has to send its `auth` frame (then 4001).")] = 5.0
     max_frame_bytes: Annotated[Positive, _doc("Largest WebSocket frame accepted from a client (then 1009).")] = 65536
     max_subscriptions: Annotated[Positive, _doc("Subscriptions one connection may hold.")] = 100
+    auth_refresh_grace: Annotated[
+        Seconds, _doc("Seconds a connection whose token expired has to send a fresh `auth` (then 4001).")
+    ] = 30.0
+    max_pending_frames: Annotated[
+        Positive, _doc("Frames queued for one slow WebSocket client before it is closed with 4009.")
+    ] = 1000
     ping_interval: Annotated[
         Annotated[float, Meta(ge=0)], _doc("Seconds between server pings to detect dead sockets; 0 disables.")
     ] = 20.0
@@ -83,6 +89,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     ] = ""
     max_body_bytes: Annotated[Positive, _doc("Largest REST request body accepted (then 413).")] = 1048576
     page_limit_max: Annotated[Positive, _doc("Largest `limit` a history request may ask for.")] = 100
+    api_post_rate: Annotated[
+        Annotated[float, Meta(ge=0)], _doc("POST requests per second allowed per token (then 429); 0 disables.")
+    ] = 50.0
+    api_post_burst: Annotated[Positive, _doc("POST requests a token may send at once before the rate applies.")] = 100
 
     def sqlite_default_path(self) -> str:
         return os.path.join(self.data_dir, "herald.db")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -44,3 +45,30 @@ async def connect(
         reconnected_cb=reconnected,
         error_cb=error,
     )
+
+
+async def connect_until(
+    settings: Settings,
+    name: str,
+    stop: asyncio.Event,
+    *,
+    on_reconnected: Callable[[], Awaitable[None]] | None = None,
+) -> Client | None:
+    """Like :func:`connect`, but keeps trying until connected; ``None`` if ``stop`` is set first.
+
+    Services start even when NATS is not up yet, and say so once instead of crashing.
+    """
+    delay = 0.25
+    warned = False
+    while not stop.is_set():
+        try:
+            return await connect(settings, name, on_reconnected=on_reconnected)
+        except Exception as exc:  # nats-py raises several unrelated types for "not reachable"
+            if not warned:
+                log.warning("nats not reachable at %s (%s); retrying", settings.nats_url, exc, extra={"service": name})
+                warned = True
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            delay = min(delay * 2, 2.0)
+    return None

@@ -69,6 +69,11 @@ def validate_pattern(pattern: object) -> str:
     return pattern
 
 
+def is_token(value: str) -> bool:
+    """True when ``value`` is one topic token (so an id can be embedded in a topic)."""
+    return bool(_TOKEN.match(value))
+
+
 def is_wildcard(pattern: str) -> bool:
     return any(token in (SINGLE, MULTI) for token in pattern.split("."))
 

@@ -1,0 +1,152 @@
+"""The whole of Herald as real processes: nats-server, api, bridge and gateways."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websocket
+
+from herald_common.tokens import issue_token
+from tests.support.procs import NatsServer, Service, free_port, wait_for_port, wait_http_ok
+
+SECRET = "integration-secret-0123456789abcdef"
+
+
+@dataclass
+class Gateway:
+    service: Service
+    port: int
+    metrics_port: int
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@dataclass
+class Stack:
+    nats: NatsServer
+    root: Path
+    api_port: int = field(default_factory=free_port)
+    api: Service | None = None
+    bridge: Service | None = None
+    gateways: list[Gateway] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self, name: str, **extra: str) -> dict[str, str]:
+        data = self.root / name
+        data.mkdir(parents=True, exist_ok=True)
+        return {
+            "HERALD_NATS_URL": self.nats.url,
+            "HERALD_JWT_SECRET": SECRET,
+            "HERALD_DATA_DIR": str(self.root / "data"),
+            "HERALD_API_PORT": str(self.api_port),
+            **extra,
+        }
+
+    def start_api(self, **extra: str) -> Service:
+        self.api = Service("api", self.env("api", **extra), self.root / "api.log")
+        self.api.start()
+        wait_http_ok(f"{self.api_url}/readyz", proc=self.api.proc)
+        return self.api
+
+    def start_bridge(self, **extra: str) -> Service:
+        self.bridge = Service("bridge", self.env("bridge", **extra), self.root / "bridge.log")
+        self.bridge.start()
+        return self.bridge
+
+    def start_gateway(self, **extra: str) -> Gateway:
+        port, metrics = free_port(), free_port()
+        env = self.env("gateway", HERALD_GATEWAY_PORT=str(port), HERALD_GATEWAY_METRICS_PORT=str(metrics), **extra)
+        n = len(self.gateways)
+        gw = Gateway(Service("gateway", env, self.root / f"gateway{n}.log"), port, metrics)
+        gw.service.start()
+        wait_http_ok(f"http://127.0.0.1:{metrics}/readyz", proc=gw.service.proc)
+        wait_for_port(port, proc=gw.service.proc)
+        self.gateways.append(gw)
+        return gw
+
+    def stop(self) -> None:
+        for gw in self.gateways:
+            gw.service.stop()
+        for svc in (self.api, self.bridge):
+            if svc is not None:
+                svc.stop()
+
+    def logs(self) -> str:
+        parts = []
+        for svc in [self.api, self.bridge, *(g.service for g in self.gateways)]:
+            if svc is not None:
+                parts.append(f"--- {svc.log_path.name}\n{svc.logs()[-4000:]}")
+        return "\n".join(parts)
+
+    def post(self, path: str, body: Any, token: str, **headers: str) -> httpx.Response:
+        return httpx.post(
+            self.api_url + path, json=body, headers={"Authorization": f"Bearer {token}", **headers}, timeout=10
+        )
+
+
+def token(sub: str, *roles: str, **claims: Any) -> str:
+    return issue_token(SECRET, sub, roles=roles, **claims)
+
+
+class Client:
+    """A WebSocket client built on websocket-client (not the gateway's own library)."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = websocket.create_connection(url, timeout=5)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.ws.send(json.dumps(frame))
+
+    def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        self.ws.settimeout(timeout)
+        raw = self.ws.recv()
+        frame: dict[str, Any] = json.loads(raw)
+        return frame
+
+    def recv_type(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+        frame = self.recv(timeout)
+        assert frame["type"] == type_, frame
+        return frame
+
+    def auth(self, tok: str) -> dict[str, Any]:
+        self.send({"type": "auth", "token": tok})
+        return self.recv_type("auth_success")
+
+    def subscribe(self, topic: str, **extra: Any) -> dict[str, Any]:
+        self.send({"type": "subscribe", "topic": topic, **extra})
+        return self.recv(5)
+
+    def messages(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        out: list[dict[str, Any]] = []
+        while len(out) < count:
+            frame = self.recv(max(0.05, deadline - time.monotonic()))
+            if frame["type"] == "message":
+                out.append(frame)
+        return out
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@contextmanager
+def client(url: str, sub: str | None = None, *roles: str, **claims: Any) -> Iterator[Client]:
+    c = Client(url)
+    try:
+        if sub is not None:
+            c.auth(token(sub, *roles, **claims))
+        yield c
+    finally:
+        c.close()
