@@ -18,7 +18,7 @@ from msgspec import Meta
 PREFIX = "HERALD_"
 
 #: Development secret used when ``HERALD_JWT_SECRET`` is unset; services warn about it.
-DEV_JWT_SECRET = "herald-dev-secret-change-me"
+DEV_JWT_SECRET = "herald-development-secret-change-me-now"
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Positive = Annotated[int, Meta(ge=1)]
@@ -58,6 +58,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     )
     jwt_public_key: Annotated[str, _doc("PEM public key (or a path to one) for RS256/ES256 tokens.")] = ""
     jwt_jwks_url: Annotated[str, _doc("JWKS URL for RS256/ES256 tokens, keys looked up by `kid`.")] = ""
+    jwt_jwks_ttl: Annotated[Seconds, _doc("Seconds JWKS keys are cached before they are fetched again.")] = 300.0
     jwt_audience: Annotated[str, _doc("Required `aud` claim; empty means not checked.")] = ""
     jwt_issuer: Annotated[str, _doc("Required `iss` claim; empty means not checked.")] = ""
     jwt_leeway: Annotated[Annotated[float, Meta(ge=0)], _doc("Seconds of clock skew tolerated on `exp`.")] = 0.0

@@ -7,8 +7,12 @@ algorithms listed in ``HERALD_JWT_ALGORITHMS`` are accepted. ``alg: none`` never
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import os
 import time
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +21,8 @@ import msgspec
 
 from herald_common.config import Settings
 from herald_common.errors import ErrorCode, HeraldError
+
+log = logging.getLogger(__name__)
 
 ADMIN = "admin"
 PUBLISHER = "publisher"
@@ -60,6 +66,61 @@ def _load_public_key(value: str) -> str:
     return value
 
 
+class JwksCache:
+    """Keys of a JWKS URL by ``kid``, refreshed every ``ttl`` seconds.
+
+    An unknown ``kid`` triggers a refresh (a key rotation), but at most once per
+    ``min_refresh`` seconds, so tokens with made-up ids cannot make Herald hammer the
+    identity provider. Fetches run in a thread: the event loop never blocks on them.
+    """
+
+    def __init__(self, url: str, ttl: float = 300.0, min_refresh: float = 10.0, timeout: float = 5.0) -> None:
+        self._url = url
+        self._ttl = ttl
+        self._min_refresh = min_refresh
+        self._timeout = timeout
+        self._keys: dict[str, tuple[str | None, Any]] = {}
+        self._fetched_at = -float("inf")
+        self._attempted_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    def _fetch(self) -> dict[str, tuple[str | None, Any]]:
+        with urllib.request.urlopen(self._url, timeout=self._timeout) as resp:
+            document = json.loads(resp.read(1_000_000))
+        keys: dict[str, tuple[str | None, Any]] = {}
+        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or not entry.get("kid"):
+                continue
+            try:
+                jwk = jwt.PyJWK.from_dict(entry)
+            except jwt.PyJWTError as exc:
+                log.warning("skipping JWKS key %r: %s", entry.get("kid"), exc)
+                continue
+            keys[str(entry["kid"])] = (entry.get("alg"), jwk.key)
+        return keys
+
+    async def key(self, kid: str, alg: str) -> Any | None:
+        """The key for ``kid`` usable with ``alg``, or None."""
+        now = time.monotonic()
+        stale = now - self._fetched_at > self._ttl
+        if (stale or kid not in self._keys) and now - self._attempted_at >= self._min_refresh:
+            async with self._lock:
+                if time.monotonic() - self._attempted_at >= self._min_refresh:
+                    self._attempted_at = time.monotonic()
+                    try:
+                        self._keys = await asyncio.to_thread(self._fetch)
+                        self._fetched_at = time.monotonic()
+                    except (OSError, ValueError) as exc:
+                        log.warning("JWKS fetch failed, keeping %d cached keys: %s", len(self._keys), exc)
+        found = self._keys.get(kid)
+        if found is None:
+            return None
+        key_alg, key = found
+        if key_alg is not None and key_alg != alg:
+            return None
+        return key
+
+
 class TokenVerifier:
     """Verifies tokens against the configured keys; reuse one per process."""
 
@@ -73,18 +134,9 @@ class TokenVerifier:
         self._audience = settings.jwt_audience or None
         self._issuer = settings.jwt_issuer or None
         self._leeway = settings.jwt_leeway
+        self._jwks = JwksCache(settings.jwt_jwks_url, settings.jwt_jwks_ttl) if settings.jwt_jwks_url else None
 
-    def _key_for(self, token: str, alg: str) -> Any:
-        if alg.startswith("HS"):
-            if not self._secret:
-                raise _unauthorized("HS tokens are not accepted: no secret configured")
-            return self._secret
-        if not self._public_key:
-            raise _unauthorized(f"{alg} tokens are not accepted: no public key configured")
-        return self._public_key
-
-    def verify(self, token: object) -> Claims:
-        """Return the token's claims or raise ``HeraldError(unauthorized)`` saying why."""
+    def _header(self, token: object) -> tuple[str, str, dict[str, Any]]:
         if not isinstance(token, str) or not token:
             raise _unauthorized("token must be a non-empty string")
         try:
@@ -94,7 +146,42 @@ class TokenVerifier:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise _unauthorized(f"token algorithm {alg!r} is not accepted")
-        key = self._key_for(token, alg)
+        return token, alg, header
+
+    def _static_key(self, alg: str) -> Any:
+        if alg.startswith("HS"):
+            if not self._secret:
+                raise _unauthorized("HS tokens are not accepted: no secret configured")
+            return self._secret
+        if not self._public_key:
+            raise _unauthorized(f"{alg} tokens are not accepted: no public key configured")
+        return self._public_key
+
+    def verify(self, token: object) -> Claims:
+        """Return the token's claims or raise ``HeraldError(unauthorized)`` saying why.
+
+        Uses the secret and the static public key only; :meth:`verify_async` also consults
+        the JWKS URL.
+        """
+        token, alg, _ = self._header(token)
+        return self._decode(token, alg, self._static_key(alg))
+
+    async def verify_async(self, token: object) -> Claims:
+        """Like :meth:`verify`; RS/ES tokens with a ``kid`` are checked against the JWKS when one is set."""
+        token, alg, header = self._header(token)
+        if alg.startswith("HS") or self._jwks is None:
+            return self._decode(token, alg, self._static_key(alg))
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            if self._public_key:
+                return self._decode(token, alg, self._public_key)
+            raise _unauthorized("token has no 'kid' to look up in the JWKS")
+        key = await self._jwks.key(kid, alg)
+        if key is None:
+            raise _unauthorized(f"no JWKS key {kid[:64]!r} for {alg}")
+        return self._decode(token, alg, key)
+
+    def _decode(self, token: str, alg: str, key: Any) -> Claims:
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,

@@ -1,0 +1,138 @@
+"""The `herald` command as a user runs it: a real process, real ports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websocket
+
+from herald_common.config import load_settings
+from herald_common.tokens import TokenVerifier
+from tests.support.procs import BIN, clean_env, free_port
+
+HERALD = str(BIN / "herald")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HERALD, *args], env=clean_env(env or {}), capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_token_is_verifiable_with_the_same_secret() -> None:
+    result = run(
+        "token", "alice", "--role", "admin", "--role", "publisher", "--ttl", "60", env={"HERALD_JWT_SECRET": "s3-0123456789abcdef0123456789abcdef"}
+    )
+    assert result.returncode == 0, result.stderr
+    claims = TokenVerifier(load_settings({"HERALD_JWT_SECRET": "s3-0123456789abcdef0123456789abcdef"})).verify(result.stdout.strip())
+    assert claims.sub == "alice"
+    assert claims.roles == {"admin", "publisher"}
+    assert 50 < claims.exp - time.time() <= 60
+
+
+def test_token_rejects_bad_ttl() -> None:
+    result = run("token", "alice", "--ttl", "-5")
+    assert result.returncode == 2
+    assert "--ttl" in result.stderr
+
+
+def test_unknown_setting_fails_at_start() -> None:
+    for command in (["token", "a"], ["up"], ["api"], ["gateway"], ["bridge"]):
+        result = run(*command, env={"HERALD_GATEWAY_PROT": "9000"})
+        assert result.returncode == 2, (command, result.stderr)
+        assert "HERALD_GATEWAY_PROT" in result.stderr
+
+
+def test_malformed_setting_fails_at_start() -> None:
+    result = run("gateway", env={"HERALD_GATEWAY_PORT": "http"})
+    assert result.returncode == 2
+    assert "HERALD_GATEWAY_PORT='http' is invalid" in result.stderr
+
+
+def test_config_prints_the_reference() -> None:
+    result = run("config")
+    assert result.returncode == 0
+    assert "`HERALD_GATEWAY_PORT`" in result.stdout
+
+
+def _up_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "HERALD_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "HERALD_API_PORT": str(free_port()),
+        "HERALD_GATEWAY_PORT": str(free_port()),
+        "HERALD_GATEWAY_METRICS_PORT": str(free_port()),
+        "HERALD_DATA_DIR": str(tmp_path / "var"),
+        "HERALD_JWT_SECRET": "up-secret-0123456789abcdef0123456789",
+    }
+
+
+def test_up_refuses_a_taken_port(tmp_path: Path) -> None:
+    env = _up_env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env["HERALD_API_PORT"] = str(taken.getsockname()[1])
+        result = run("up", env=env)
+    assert result.returncode == 1
+    assert f"api (HERALD_API_PORT) port 127.0.0.1:{env['HERALD_API_PORT']} is already in use" in result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_up_starts_everything_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    env = _up_env(tmp_path)
+    proc = subprocess.Popen(
+        [HERALD, "up"], env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        out = "".join(lines)
+        assert "Herald is up." in out, out
+        ws_url = f"ws://127.0.0.1:{env['HERALD_GATEWAY_PORT']}/ws"
+        assert ws_url in out
+        dev_token = lines[lines.index("Dev token (sub=dev, roles admin+publisher, 24 h):\n") + 1].strip()
+
+        # The printed token works: the whole path is alive.
+        ws = websocket.create_connection(ws_url, timeout=10)
+        ws.send(json.dumps({"type": "auth", "token": dev_token}))
+        assert json.loads(ws.recv())["type"] == "auth_success"
+        ws.send(json.dumps({"type": "subscribe", "topic": "messages"}))
+        assert json.loads(ws.recv())["type"] == "subscribed"
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{env['HERALD_API_PORT']}/api/messages",
+            data=json.dumps({"content": "tour", "recipientId": "alice"}).encode(),
+            headers={"Authorization": f"Bearer {dev_token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+        frame = json.loads(ws.recv())
+        assert frame["type"] == "message"
+        assert frame["data"]["content"] == "tour"
+
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+        ws.settimeout(5)
+        opcode, data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1001
+        assert (tmp_path / "var" / "herald.db").exists() or any((tmp_path / "var").iterdir())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
