@@ -78,6 +78,31 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     max_pending_frames: Annotated[
         Positive, _doc("Frames queued for one slow WebSocket client before it is closed with 4009.")
     ] = 1000
+    max_pending_bytes: Annotated[
+        Positive, _doc("Bytes queued for one slow WebSocket client before it is closed with 4009.")
+    ] = 1048576
+    max_connections_per_ip: Annotated[
+        Positive, _doc("Open WebSocket connections one client IP may hold (then 4008).")
+    ] = 200
+    max_connections_per_user: Annotated[
+        Positive, _doc("Open authenticated WebSocket connections one user (`sub`) may hold (then 4008).")
+    ] = 20
+    connect_rate_per_ip: Annotated[
+        Annotated[float, Meta(gt=0)], _doc("WebSocket handshakes per second allowed per client IP (then HTTP 429).")
+    ] = 50.0
+    connect_burst_per_ip: Annotated[
+        Positive, _doc("Handshakes one client IP may make at once before the rate applies.")
+    ] = 100
+    frames_per_second: Annotated[
+        Annotated[float, Meta(gt=0)], _doc("Frames per second one connection may send (then `rate_limited`).")
+    ] = 50.0
+    frames_burst: Annotated[Positive, _doc("Frames one connection may send at once before the rate applies.")] = 100
+    rate_limited_frames_max: Annotated[
+        Positive, _doc("Rate-limited frames tolerated within 5 seconds before the connection is closed with 4008.")
+    ] = 20
+    recovery_buffer: Annotated[
+        Positive, _doc("Live messages buffered per subscription while missed ones are replayed (then 4009).")
+    ] = 1000
     ping_interval: Annotated[
         Annotated[float, Meta(ge=0)], _doc("Seconds between server pings to detect dead sockets; 0 disables.")
     ] = 20.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RePublish, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RePublish, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
 from herald_common.config import Settings
@@ -16,6 +16,18 @@ log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "HERALD_EVENTS"
 TOPICS_STREAM = "HERALD_TOPICS"
+
+
+def epoch_of(info: StreamInfo) -> str:
+    """The epoch of a stream's history: its creation instant, in microseconds since the Unix epoch.
+
+    Recreating the stream (history lost) changes it. The gateway stamps it on every
+    ``message`` frame and the api on its history answers, so both must compute it here.
+    "0" when the server did not report a creation time.
+    """
+    if info.created is None:
+        return "0"
+    return str(int(info.created.timestamp() * 1_000_000))
 
 
 def events_stream_config(settings: Settings) -> StreamConfig:

@@ -8,19 +8,29 @@ so that newer clients can talk to older gateways.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from msgspec import UNSET, Raw, UnsetType
+from msgspec import UNSET, Meta, Raw, UnsetType
 
 from herald_common.errors import ErrorCode, HeraldError
+
+#: Stream sequences are unsigned 64-bit.
+MAX_OFFSET = 2**64 - 1
 
 
 class Since(msgspec.Struct, frozen=True):
     """Position a client last saw on a topic: replay what came after it."""
 
-    offset: int
+    #: A stream sequence: unsigned 64-bit. msgspec cannot express ``le=2**64-1`` in
+    #: ``Meta`` (its bounds must fit in an int64), so the upper bound is checked in
+    #: ``__post_init__``, which decoding reports as a validation error.
+    offset: Annotated[int, Meta(ge=0)]
     epoch: str
+
+    def __post_init__(self) -> None:
+        if self.offset > MAX_OFFSET:
+            raise ValueError("`offset` must be at most 2**64-1")
 
 
 class Auth(msgspec.Struct, tag="auth", tag_field="type", frozen=True):

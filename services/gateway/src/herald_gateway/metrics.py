@@ -1,0 +1,59 @@
+"""Prometheus metrics of one gateway process (own registry, no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(
+        self,
+        *,
+        connections: Callable[[], float],
+        subscriptions: Callable[[], float],
+        nats_subscriptions: Callable[[], float],
+        tasks: Callable[[], float],
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        Gauge("herald_gateway_connections", "Open WebSocket connections.", registry=self.registry).set_function(
+            connections
+        )
+        Gauge(
+            "herald_gateway_subscriptions", "Subscriptions held, summed over connections.", registry=self.registry
+        ).set_function(subscriptions)
+        Gauge(
+            "herald_gateway_nats_subscriptions", "Distinct patterns subscribed to on NATS.", registry=self.registry
+        ).set_function(nats_subscriptions)
+        Gauge("herald_gateway_tasks", "asyncio tasks alive in the process.", registry=self.registry).set_function(tasks)
+        self.deliveries = Counter(
+            "herald_gateway_deliveries", "Message frames queued to clients.", registry=self.registry
+        )
+        self.disconnects = Counter(
+            "herald_gateway_disconnects",
+            "Closed WebSocket connections by close code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "herald_gateway_dropped_messages", "NATS messages that could not be decoded.", registry=self.registry
+        )
+
+        self.slow_consumers = Counter(
+            "herald_gateway_slow_consumers",
+            "Connections closed with 4009 for falling behind (frames or bytes queued).",
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "herald_gateway_refused_connections",
+            "Connections refused by a limit, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
