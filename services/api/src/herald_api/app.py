@@ -1,0 +1,102 @@
+"""Building the litestar application and the resources it owns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from herald_api.auth import provide_claims, require_token
+from herald_api.domain.channels.controllers import ChannelController
+from herald_api.domain.channels.services import ChannelService
+from herald_api.domain.messages.controllers import MessageController
+from herald_api.domain.messages.services import MessageService
+from herald_api.domain.publish.controllers import PublishController
+from herald_api.domain.publish.services import PublishService
+from herald_api.domain.system.controllers import SystemController
+from herald_api.errors import EXCEPTION_HANDLERS
+from herald_api.membership import MembershipResponder
+from herald_api.metrics import ApiMetrics, metrics_middleware
+from herald_api.natslink import NatsLink
+from herald_api.ratelimit import RateLimiter
+from herald_api.relay import OutboxRelay
+from herald_api.storage.engine import create_engine
+from herald_api.storage.sql import SqlStorage
+from herald_common.config import Settings
+from herald_common.tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+BEARER = "BearerToken"
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The api application. Its lifespan migrates the database, then starts the NATS link,
+    the outbox relay and the membership responder; it stops them on shutdown."""
+    storage = SqlStorage(create_engine(settings))
+    link = NatsLink(settings)
+    relay = OutboxRelay(storage, link)
+    responder = MembershipResponder(storage)
+    link.add_connected_hook(responder.subscribe)
+    link.add_reconnected_hook(relay.wake)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        applied = await storage.migrate()
+        if applied:
+            log.info("database migrated", extra={"versions": ",".join(map(str, applied))})
+        link.start()
+        relay.start()
+        try:
+            yield
+        finally:
+            await relay.close()
+            await link.close()
+            await storage.close()
+
+    api = Router(
+        path="/api",
+        route_handlers=[MessageController, ChannelController, PublishController],
+        guards=[require_token],
+        dependencies={"claims": Provide(provide_claims)},
+        security=[{BEARER: []}],
+    )
+    state = State(
+        {
+            "settings": settings,
+            "storage": storage,
+            "nats": link,
+            "relay": relay,
+            "verifier": TokenVerifier(settings),
+            "rate_limiter": RateLimiter(settings.api_post_rate, settings.api_post_burst),
+            "metrics": ApiMetrics(),
+            "message_service": MessageService(storage, relay.wake, settings.page_limit_max),
+            "channel_service": ChannelService(storage, relay.wake),
+            "publish_service": PublishService(storage, relay.wake),
+        }
+    )
+    return Litestar(
+        route_handlers=[SystemController, api],
+        lifespan=[lifespan],
+        state=state,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[metrics_middleware],
+        request_max_body_size=settings.max_body_bytes,
+        # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="Herald api",
+            version="0.1.0",
+            description='REST for producers and apps. Errors are `{"code", "message"}`.',
+            path="/schema",
+            components=Components(
+                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+        ),
+    )

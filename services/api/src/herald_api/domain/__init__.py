@@ -1,0 +1,1 @@
+"""The api's REST domains, each with controllers, services, schemas and dependencies."""

@@ -1,0 +1,79 @@
+"""Prometheus metrics of one app instance (its own registry, so tests can run many)."""
+
+from __future__ import annotations
+
+import time
+
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from herald_common.errors import HeraldError
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "herald_api_requests_total",
+            "HTTP requests handled, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "herald_api_request_seconds",
+            "HTTP request handling time, by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.outbox_backlog = Gauge(
+            "herald_api_outbox_backlog",
+            "Events committed but not yet acknowledged by JetStream.",
+            registry=self.registry,
+        )
+        self.outbox_published = Gauge(
+            "herald_api_outbox_published",
+            "Events this process has published to JetStream since it started.",
+            registry=self.registry,
+        )
+        self.nats_connected = Gauge("herald_api_nats_connected", "1 while connected to NATS.", registry=self.registry)
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, HeraldError):
+        return exc.code.http_status
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return 500
+
+
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Count and time each request under its route template (never the raw path)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        metrics: ApiMetrics = scope["litestar_app"].state.metrics
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        except BaseException as exc:
+            status = _status_of(exc)
+            raise
+        finally:
+            route = str(scope.get("path_template") or "unmatched")
+            method = str(scope.get("method", "-"))
+            metrics.requests.labels(method, route, str(status)).inc()
+            metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+    return middleware

@@ -1,0 +1,53 @@
+"""Per-token token buckets for POST endpoints (plain code, no I/O)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from herald_api.auth import request_token
+from herald_common.errors import ErrorCode, HeraldError
+
+#: Past this many tracked tokens, buckets that have refilled completely are dropped.
+PRUNE_AT = 10_000
+
+
+class RateLimiter:
+    """``rate`` requests per second with bursts of ``burst``; ``rate`` 0 disables it."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[bytes, tuple[float, float]] = {}
+
+    def allow(self, key: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = self._clock()
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        tokens, last = self._buckets.get(digest, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[digest] = (tokens, now)
+        if len(self._buckets) > PRUNE_AT:
+            self._prune(now)
+        return allowed
+
+    def _prune(self, now: float) -> None:
+        full_after = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
+
+def post_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for POST handlers: 429 ``rate_limited`` when the token's bucket is empty."""
+    limiter: RateLimiter = connection.app.state.rate_limiter
+    if not limiter.allow(request_token(connection)):
+        raise HeraldError(ErrorCode.RATE_LIMITED, "too many requests for this token; slow down")

@@ -1,0 +1,102 @@
+"""The outbox relay: publishes committed outbox rows to JetStream, then deletes them.
+
+A row is deleted only after JetStream acknowledged it; a crash in between publishes it
+again and JetStream drops the copy by its ``Nats-Msg-Id`` (the event id) within the
+dedup window. Rows are published one at a time in insertion order, so events leave in
+commit order. Two api processes may both relay the same row; the dedup id covers that too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from nats.js.errors import NoStreamResponseError
+
+from herald_api.natslink import NatsLink
+from herald_api.storage.protocols import Storage
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+PUBLISH_TIMEOUT = 2.0
+MIN_BACKOFF = 0.1
+MAX_BACKOFF = 5.0
+#: Rows committed by another api process are picked up at least this often (seconds).
+IDLE_POLL = 1.0
+
+
+class OutboxRelay:
+    def __init__(self, storage: Storage, link: NatsLink) -> None:
+        self._storage = storage
+        self._link = link
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        self._closing = False
+
+    def wake(self) -> None:
+        """Call after committing outbox rows: the relay starts publishing at once."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout rather than wait_for: on 3.11 wait_for can swallow a cancel
+        # that races with the event being set, and the relay would never stop.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _run(self) -> None:
+        backoff = MIN_BACKOFF
+        while not self._closing:
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception as exc:  # NATS away or slow, stream missing, database busy
+                log.warning("outbox relay paused: %s", type(exc).__name__ + (f": {exc}" if str(exc) else ""))
+                if isinstance(exc, NoStreamResponseError) and self._link.connected:
+                    with contextlib.suppress(Exception):
+                        await self._link.ensure_streams()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = MIN_BACKOFF
+            await self._sleep(IDLE_POLL)
+
+    async def drain(self) -> int:
+        """Publish every pending row; returns how many were published."""
+        total = 0
+        while True:
+            async with self._storage.transaction() as tx:
+                entries = await tx.outbox.pending(BATCH)
+            if not entries:
+                return total
+            js = self._link.jetstream()
+            done: list[int] = []
+            try:
+                for entry in entries:
+                    await js.publish(
+                        entry.subject,
+                        entry.payload,
+                        timeout=PUBLISH_TIMEOUT,
+                        headers={"Nats-Msg-Id": entry.event_id},
+                    )
+                    done.append(entry.seq)
+            finally:
+                if done:
+                    async with self._storage.transaction() as tx:
+                        await tx.outbox.remove(done)
+                    total += len(done)
+                    self.published += len(done)

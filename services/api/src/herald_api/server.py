@@ -1,0 +1,50 @@
+"""Serving the app with uvicorn inside Herald's own event loop and signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Generator
+
+import uvicorn
+
+from herald_api.app import create_app
+from herald_common.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: ``run_service`` owns SIGTERM/SIGINT and sets
+    the stop event, which we turn into ``should_exit``. uvicorn's own handlers would
+    replace ours and re-raise the signal after shutdown, killing the process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set, then shut down gracefully and return."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        http="httptools",
+        loop="none",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    stopping = asyncio.create_task(stop.wait(), name="stop")
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await serving
+    if not server.started and not stop.is_set():
+        raise SystemExit(1)

@@ -1,0 +1,1 @@
+"""Persistence: the repository contract, its SQL implementation and schema migrations."""

@@ -1,0 +1,89 @@
+"""Turning ``HERALD_DATABASE_URL`` into an async SQLAlchemy engine."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from herald_common.config import ConfigError, Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def async_url(settings: Settings) -> str:
+    """The SQLAlchemy async URL for the configured database.
+
+    Empty means SQLite in ``DATA_DIR/herald.db``; ``sqlite:///PATH`` and
+    ``postgresql://…`` (or ``postgres://…``) map to the aiosqlite and asyncpg drivers.
+    Raises :class:`ConfigError` for anything else.
+    """
+    raw = settings.database_url.strip()
+    if not raw:
+        return "sqlite+aiosqlite:///" + os.path.abspath(settings.sqlite_default_path())
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        raise ConfigError(f"HERALD_DATABASE_URL={raw!r} is not a URL (sqlite:///PATH or postgresql://…)")
+    base = scheme.split("+", 1)[0].lower()
+    if base == "sqlite":
+        return "sqlite+aiosqlite://" + rest
+    if base in ("postgresql", "postgres"):
+        return "postgresql+asyncpg://" + rest
+    raise ConfigError(f"HERALD_DATABASE_URL scheme {scheme!r} is not supported (use sqlite or postgresql)")
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        folder = os.path.dirname(os.path.abspath(database))
+        os.makedirs(folder, exist_ok=True)
+
+
+def _enable_wal(cursor: Any) -> None:
+    # WAL is stored in the file, so only the very first connections switch it. SQLite does
+    # not call the busy handler for that switch, so processes racing to create the same
+    # file retry here briefly (this blocks the loop only in that start-up race).
+    for _ in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.05)
+    cursor.execute("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook issue BEGIN itself (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # busy_timeout first: switching to WAL needs a lock another process may hold.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _enable_wal(cursor)
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: two writers then queue on busy_timeout
+    # instead of failing with "database is locked" when a read lock would need upgrading,
+    # and DDL in migrations is really transactional.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = async_url(settings)
+    if url.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

@@ -1,0 +1,48 @@
+"""Per-token rate limiting of POST endpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from herald_api.app import create_app
+from herald_api.ratelimit import RateLimiter
+from tests.api.conftest import auth, make_settings, serving
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_a_burst_then_the_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
+    assert [limiter.allow("t") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("other")
+    clock.now += 0.5
+    assert limiter.allow("t")
+    assert not limiter.allow("t")
+    clock.now += 10
+    assert [limiter.allow("t") for _ in range(4)] == [True, True, True, False]
+
+
+def test_zero_rate_disables_the_limit() -> None:
+    limiter = RateLimiter(rate=0, burst=1)
+    assert all(limiter.allow("t") for _ in range(100))
+
+
+async def test_posts_beyond_the_burst_get_429(tmp_path: Path, database_url: str, unused_nats_url: str) -> None:
+    settings = make_settings(tmp_path, database_url, unused_nats_url, api_post_rate=0.001, api_post_burst=2)
+    async with serving(create_app(settings)) as http:
+        alice = auth("alice")
+        codes = [(await http.post("/api/messages", json={"content": "x"}, headers=alice)).status_code for _ in range(3)]
+        assert codes == [201, 201, 429]
+        response = await http.post("/api/channels", json={"name": "c"}, headers=alice)
+        assert response.status_code == 429
+        assert response.json()["code"] == "rate_limited"
+        assert (await http.get("/api/messages", headers=alice)).status_code == 200
+        bob = await http.post("/api/messages", json={"content": "x"}, headers=auth("bob"))
+        assert bob.status_code == 201

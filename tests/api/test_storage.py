@@ -1,0 +1,124 @@
+"""Database URLs, migrations and the repositories."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from herald_api.storage import migrations
+from herald_api.storage.engine import async_url, create_engine
+from herald_api.storage.protocols import Cursor, Message, MessageFilter
+from herald_api.storage.sql import SqlStorage
+from herald_common.config import ConfigError, Settings, load_settings
+from herald_common.errors import HeraldError
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        ("sqlite:///var/x.db", "sqlite+aiosqlite:///var/x.db"),
+        ("sqlite:////abs/x.db", "sqlite+aiosqlite:////abs/x.db"),
+        ("postgresql://u:p@h:5432/d", "postgresql+asyncpg://u:p@h:5432/d"),
+        ("postgres://u@h/d", "postgresql+asyncpg://u@h/d"),
+        ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg://u@h/d"),
+    ],
+)
+def test_database_urls_map_to_async_drivers(configured: str, expected: str) -> None:
+    assert async_url(load_settings({}, database_url=configured)) == expected
+
+
+def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({}, data_dir=str(tmp_path / "state"))
+    assert async_url(settings) == f"sqlite+aiosqlite:///{tmp_path / 'state' / 'herald.db'}"
+
+
+@pytest.mark.parametrize("bad", ["mysql://h/d", "not a url"])
+def test_unsupported_database_urls_are_rejected(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        async_url(load_settings({}, database_url=bad))
+
+
+async def test_sqlite_folder_is_created(tmp_path: Path) -> None:
+    settings = load_settings({}, data_dir=str(tmp_path / "new" / "dir"))
+    store = SqlStorage(create_engine(settings))
+    try:
+        assert await store.migrate() == [1]
+        assert (tmp_path / "new" / "dir" / "herald.db").exists()
+    finally:
+        await store.close()
+
+
+async def test_migrations_are_idempotent(storage: SqlStorage) -> None:
+    assert await storage.migrate() == [1]
+    assert await storage.migrate() == []
+    assert await migrations.applied_versions(storage.engine) == [1]
+
+
+async def test_concurrent_migrations_apply_once(settings: Settings) -> None:
+    stores = [SqlStorage(create_engine(settings)) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(s.migrate() for s in stores))
+        assert sorted(results) == [[], [], [1]]
+        assert await migrations.applied_versions(stores[0].engine) == [1]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_later_migrations_run_in_order_and_only_once(storage: SqlStorage) -> None:
+    extra = (
+        *migrations.MIGRATIONS,
+        migrations.Migration(2, "notes", lambda _: ["CREATE TABLE notes (id INTEGER PRIMARY KEY)"]),
+        migrations.Migration(3, "notes text", lambda _: ["ALTER TABLE notes ADD COLUMN body TEXT"]),
+    )
+    await storage.migrate()
+    assert await migrations.migrate(storage.engine, extra) == [2, 3]
+    assert await migrations.migrate(storage.engine, extra) == []
+    async with storage.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO notes (id, body) VALUES (1, 'x')"))
+
+
+async def test_out_of_order_migrations_are_refused(storage: SqlStorage) -> None:
+    bad = (migrations.Migration(2, "b", lambda _: []), migrations.Migration(1, "a", lambda _: []))
+    with pytest.raises(ValueError, match="ascending"):
+        await migrations.migrate(storage.engine, bad)
+
+
+async def test_failed_transaction_leaves_nothing(storage: SqlStorage) -> None:
+    await storage.migrate()
+    message = Message("m1", "alice", "bob", None, "hello", 1)
+
+    async def write_then_fail() -> None:
+        async with storage.transaction() as tx:
+            await tx.messages.add(message)
+            await tx.outbox.add("e1", "events.message.sent", b"{}")
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    async with storage.transaction() as tx:
+        assert await tx.messages.get("m1") is None
+        assert await tx.outbox.count() == 0
+
+
+async def test_page_orders_by_time_then_id(storage: SqlStorage) -> None:
+    await storage.migrate()
+    async with storage.transaction() as tx:
+        for i, created in enumerate([5, 7, 7, 7, 9]):
+            await tx.messages.add(Message(f"m{i}", "alice", "bob", None, "x", created))
+    async with storage.transaction() as tx:
+        first = await tx.messages.page(MessageFilter(involving="bob"), None, 3)
+        assert [m.id for m in first] == ["m4", "m3", "m2"]
+        rest = await tx.messages.page(MessageFilter(involving="bob"), Cursor(7, "m2"), 10)
+        assert [m.id for m in rest] == ["m1", "m0"]
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    cursor = Cursor(1_700_000_000_000_001, "abc")
+    assert Cursor.decode(cursor.encode()) == cursor
+    for garbage in ["", "!!!", "bm90LWEtY3Vyc29y"]:
+        with pytest.raises(HeraldError):
+            Cursor.decode(garbage)

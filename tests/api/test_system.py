@@ -1,0 +1,87 @@
+"""Health, readiness, metrics, OpenAPI and generic error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from herald_api.app import create_app
+from tests.api.conftest import auth, make_settings, serving
+
+
+async def test_healthz_and_readyz_without_nats(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["nats"] is False
+    assert response.json()["database"] is True
+
+
+async def test_unknown_routes_are_404_json(client: httpx.AsyncClient) -> None:
+    for path in ("/nope", "/api/nope"):
+        response = await client.get(path, headers=auth("a"))
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+
+
+async def test_wrong_method_is_a_json_error(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/healthz")
+    assert response.status_code == 405
+    assert set(response.json()) == {"code", "message"}
+
+
+async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_oversized_bodies_are_413(tmp_path: Path, database_url: str, unused_nats_url: str) -> None:
+    app = create_app(make_settings(tmp_path, database_url, unused_nats_url, max_body_bytes=200))
+    async with serving(app) as http:
+        response = await http.post("/api/messages", json={"content": "x" * 300}, headers=auth("a"))
+        assert response.status_code == 413
+        assert response.json()["code"] == "too_large"
+
+        streamed = await http.post(
+            "/api/messages",
+            content=_chunks([b'{"content": "', b"y" * 300, b'"}']),
+            headers={**auth("a"), "Content-Type": "application/json"},
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["code"] == "too_large"
+        ok = await http.post("/api/messages", json={"content": "small"}, headers=auth("a"))
+        assert ok.status_code == 201
+
+
+async def test_metrics_count_routes_and_backlog(client: httpx.AsyncClient) -> None:
+    await client.post("/api/messages", json={"content": "x"}, headers=auth("a"))
+    await client.get("/api/messages/abc", headers=auth("a"))
+    text = (await client.get("/metrics")).text
+    assert 'herald_api_requests_total{method="POST",route="/api/messages",status="201"} 1.0' in text
+    assert 'route="/api/messages/{message_id}",status="404"} 1.0' in text
+    assert "herald_api_outbox_backlog 1.0" in text
+    assert "herald_api_request_seconds_bucket" in text
+
+
+async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    paths = schema["paths"]
+    expected = {
+        "/api/messages": {"get", "post"},
+        "/api/messages/{message_id}": {"get", "patch", "delete"},
+        "/api/channels": {"get", "post"},
+        "/api/channels/{channel_id}": {"get", "patch", "delete"},
+        "/api/channels/{channel_id}/members": {"get"},
+        "/api/channels/{channel_id}/members/{user_id}": {"put", "delete"},
+        "/api/publish": {"post"},
+        "/healthz": {"get"},
+        "/readyz": {"get"},
+        "/metrics": {"get"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths[path]), path
+    page = schema["components"]["schemas"]["MessagePage"]
+    assert "nextBefore" in page["properties"]
+    assert "BearerToken" in schema["components"]["securitySchemes"]
