@@ -27,11 +27,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def test_token_is_verifiable_with_the_same_secret() -> None:
-    result = run(
-        "token", "alice", "--role", "admin", "--role", "publisher", "--ttl", "60", env={"HERALD_JWT_SECRET": "s3-0123456789abcdef0123456789abcdef"}
-    )
+    env = {"HERALD_JWT_SECRET": "s3-0123456789abcdef0123456789abcdef"}
+    result = run("token", "alice", "--role", "admin", "--role", "publisher", "--ttl", "60", env=env)
     assert result.returncode == 0, result.stderr
-    claims = TokenVerifier(load_settings({"HERALD_JWT_SECRET": "s3-0123456789abcdef0123456789abcdef"})).verify(result.stdout.strip())
+    claims = TokenVerifier(load_settings(env)).verify(result.stdout.strip())
     assert claims.sub == "alice"
     assert claims.roles == {"admin", "publisher"}
     assert 50 < claims.exp - time.time() <= 60

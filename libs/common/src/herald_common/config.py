@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     history_ttl: Annotated[Seconds, _doc("Seconds a topic message is kept for recovery and history.")] = 86400.0
     events_max_age: Annotated[Seconds, _doc("Seconds domain events are kept in the HERALD_EVENTS stream.")] = 604800.0
     dedup_window: Annotated[Seconds, _doc("Seconds JetStream remembers message ids to drop duplicates.")] = 120.0
+    bridge_lease: Annotated[
+        Seconds, _doc("Seconds a silent active bridge keeps its lease before a standby bridge takes over.")
+    ] = 5.0
     log_level: Annotated[Literal["debug", "info", "warning", "error"], _doc("Log level.")] = "info"
 
     jwt_secret: Annotated[str, _doc("HS256 secret that signs and verifies tokens. Set it in production.")] = (
@@ -69,6 +72,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     gateway_metrics_port: Annotated[Port, _doc("Port of the gateway's /healthz, /readyz and /metrics; 0 disables.")] = (
         8081
     )
+    gateway_workers: Annotated[
+        Positive,
+        _doc(
+            "Gateway processes `herald gateway` runs, sharing the port with SO_REUSEPORT; worker i (from 0) "
+            "serves metrics on HERALD_GATEWAY_METRICS_PORT + i."
+        ),
+    ] = 1
+    gateway_reuse_port: Annotated[
+        bool, _doc("Set SO_REUSEPORT on the listener so several gateway processes can share the port.")
+    ] = False
     auth_timeout: Annotated[Seconds, _doc("Seconds a new socket has to send its `auth` frame (then 4001).")] = 5.0
     max_frame_bytes: Annotated[Positive, _doc("Largest WebSocket frame accepted from a client (then 1009).")] = 65536
     max_subscriptions: Annotated[Positive, _doc("Subscriptions one connection may hold.")] = 100
