@@ -98,6 +98,57 @@ class NatsServer:
         shutil.rmtree(self.store, ignore_errors=True)
 
 
+@dataclass
+class NatsCluster:
+    """Three real nats-servers routed into one JetStream cluster, on free loopback ports."""
+
+    size: int = 3
+    ports: list[int] = field(default_factory=list)
+    cluster_ports: list[int] = field(default_factory=list)
+    store: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="herald-natsc-"))
+    procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ports = [free_port() for _ in range(self.size)]
+        self.cluster_ports = [free_port() for _ in range(self.size)]
+        self.procs = [None] * self.size
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
+
+    def start_node(self, i: int) -> None:
+        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.cluster_ports)
+        conf = Path(self.store) / f"n{i}.conf"
+        conf.write_text(
+            f'server_name: "n{i}"\n'
+            f'listen: "127.0.0.1:{self.ports[i]}"\n'
+            f'jetstream {{ store_dir: "{self.store}/n{i}", sync_interval: always }}\n'
+            f'cluster {{ name: "herald", listen: "127.0.0.1:{self.cluster_ports[i]}", routes: [{routes}] }}\n'
+        )
+        self.procs[i] = subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def start(self) -> None:
+        for i in range(self.size):
+            self.start_node(i)
+        for i, port in enumerate(self.ports):
+            wait_for_port(port, proc=self.procs[i])
+
+    def kill_node(self, i: int) -> None:
+        proc = self.procs[i]
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self.procs[i] = None
+
+    def cleanup(self) -> None:
+        for i in range(self.size):
+            self.kill_node(i)
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
 def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The test process's environment without any HERALD_* variable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}

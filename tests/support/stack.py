@@ -8,15 +8,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import websocket
 
 from herald_common.tokens import issue_token
-from tests.support.procs import NatsServer, Service, free_port, wait_for_port, wait_http_ok
+from tests.support.procs import Service, free_port, wait_for_port, wait_http_ok
 
 SECRET = "integration-secret-0123456789abcdef"
+
+
+class Nats(Protocol):
+    """A nats-server or a cluster of them: anything with client URLs."""
+
+    @property
+    def url(self) -> str: ...
 
 
 @dataclass
@@ -32,7 +39,7 @@ class Gateway:
 
 @dataclass
 class Stack:
-    nats: NatsServer
+    nats: Nats
     root: Path
     api_port: int = field(default_factory=free_port)
     api: Service | None = None
