@@ -20,6 +20,8 @@ from herald_api.domain.messages.services import MessageService
 from herald_api.domain.publish.controllers import PublishController
 from herald_api.domain.publish.services import PublishService
 from herald_api.domain.system.controllers import SystemController
+from herald_api.domain.topics.controllers import TopicController
+from herald_api.domain.topics.services import TopicService
 from herald_api.errors import EXCEPTION_HANDLERS
 from herald_api.membership import MembershipResponder
 from herald_api.metrics import ApiMetrics, metrics_middleware
@@ -28,6 +30,7 @@ from herald_api.ratelimit import RateLimiter
 from herald_api.relay import OutboxRelay
 from herald_api.storage.engine import create_engine
 from herald_api.storage.sql import SqlStorage
+from herald_api.topichistory import TopicHistory
 from herald_common.config import Settings
 from herald_common.tokens import TokenVerifier
 
@@ -62,7 +65,7 @@ def create_app(settings: Settings) -> Litestar:
 
     api = Router(
         path="/api",
-        route_handlers=[MessageController, ChannelController, PublishController],
+        route_handlers=[MessageController, ChannelController, PublishController, TopicController],
         guards=[require_token],
         dependencies={"claims": Provide(provide_claims)},
         security=[{BEARER: []}],
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             "message_service": MessageService(storage, relay.wake, settings.page_limit_max),
             "channel_service": ChannelService(storage, relay.wake),
             "publish_service": PublishService(storage, relay.wake),
+            "topic_service": TopicService(storage, TopicHistory(link), settings.page_limit_max),
         }
     )
     return Litestar(

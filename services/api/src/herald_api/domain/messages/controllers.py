@@ -17,6 +17,7 @@ from herald_api.domain.messages.schemas import (
     message_resource,
 )
 from herald_api.domain.messages.services import MessageService
+from herald_api.openapi import error_responses
 from herald_api.ratelimit import post_rate_limit
 from herald_common.tokens import Claims
 
@@ -26,7 +27,13 @@ class MessageController(Controller):
     tags = ["messages"]  # noqa: RUF012 - litestar reads it as a class attribute
     dependencies = {"messages": Provide(provide_message_service, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/", guards=[post_rate_limit], summary="Send a message", status_code=201)
+    @post(
+        "/",
+        guards=[post_rate_limit],
+        summary="Send a message",
+        status_code=201,
+        responses=error_responses(400, 401, 403, 404, 413, 429),
+    )
     async def create(
         self, data: JSONBody[CreateMessage], claims: NamedDependency[Claims], messages: NamedDependency[MessageService]
     ) -> MessageResource:
@@ -34,7 +41,7 @@ class MessageController(Controller):
         message = await messages.create(claims, data.content, data.recipient_id, data.channel_id)
         return message_resource(message)
 
-    @get("/", summary="Message history, newest first")
+    @get("/", summary="Message history, newest first", responses=error_responses(400, 401, 403, 404))
     async def history(
         self,
         claims: NamedDependency[Claims],
@@ -63,14 +70,14 @@ class MessageController(Controller):
             next_before=page.next_before.encode() if page.next_before else None,
         )
 
-    @get("/{message_id:str}", summary="Get one message")
+    @get("/{message_id:str}", summary="Get one message", responses=error_responses(400, 401, 404))
     async def read(
         self, message_id: FromPath[str], claims: NamedDependency[Claims], messages: NamedDependency[MessageService]
     ) -> MessageResource:
         """Visible to its sender, its recipient, members of its channel and admins; else 404."""
         return message_resource(await messages.get(claims, message_id))
 
-    @patch("/{message_id:str}", summary="Edit a message")
+    @patch("/{message_id:str}", summary="Edit a message", responses=error_responses(400, 401, 403, 404, 413))
     async def update(
         self,
         message_id: FromPath[str],
@@ -81,7 +88,9 @@ class MessageController(Controller):
         """Sender only; emits `message.updated`."""
         return message_resource(await messages.update(claims, message_id, data.content))
 
-    @delete("/{message_id:str}", summary="Delete a message", status_code=204)
+    @delete(
+        "/{message_id:str}", summary="Delete a message", status_code=204, responses=error_responses(400, 401, 403, 404)
+    )
     async def remove(
         self, message_id: FromPath[str], claims: NamedDependency[Claims], messages: NamedDependency[MessageService]
     ) -> None:

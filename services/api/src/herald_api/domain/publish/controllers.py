@@ -9,6 +9,7 @@ from litestar.params import JSONBody
 from herald_api.domain.publish.deps import provide_publish_service
 from herald_api.domain.publish.schemas import PublishAccepted, PublishRequest
 from herald_api.domain.publish.services import PublishService
+from herald_api.openapi import error_responses
 from herald_api.ratelimit import post_rate_limit
 from herald_common.tokens import Claims
 
@@ -18,7 +19,13 @@ class PublishController(Controller):
     tags = ["publish"]  # noqa: RUF012 - litestar reads it as a class attribute
     dependencies = {"publisher": Provide(provide_publish_service, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/", guards=[post_rate_limit], summary="Publish to a topic", status_code=202)
+    @post(
+        "/",
+        guards=[post_rate_limit],
+        summary="Publish to a topic",
+        status_code=202,
+        responses=error_responses(400, 401, 403, 413, 429),
+    )
     async def publish(
         self,
         data: JSONBody[PublishRequest],

@@ -7,6 +7,7 @@ import logging
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from herald_api.metrics import ApiMetrics
@@ -40,7 +41,11 @@ class SystemController(Controller):
     async def healthz(self) -> Health:
         return Health(status="ok")
 
-    @get("/readyz", summary="NATS connected and database answering", responses=None)
+    @get(
+        "/readyz",
+        summary="NATS connected and database answering",
+        responses={503: ResponseSpec(data_container=Health, description="Not ready", generate_examples=False)},
+    )
     async def readyz(self, state: State) -> Response[Health]:
         """200 when ready, 503 otherwise (the body says which dependency is missing)."""
         storage: Storage = state.storage

@@ -1,0 +1,74 @@
+"""``herald bench`` / ``python -m herald_bench``: run the benchmark, print the tables, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+from herald_bench.config import FULL, QUICK, Config
+from herald_bench.report import render, write_json
+from herald_bench.runner import Bench
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herald bench",
+        description="Fan-out benchmark: Herald gateway(s) vs nats-server's WebSocket listener, on loopback.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small and short (under a minute): the CI smoke test")
+    parser.add_argument("--clients", type=int, metavar="C", help=f"clients on one topic (default {FULL.clients})")
+    parser.add_argument("--processes", type=int, metavar="P", help=f"load processes (default {FULL.processes})")
+    parser.add_argument("--rate", type=float, metavar="MSG/S", help=f"fixed publish rate (default {FULL.rate})")
+    parser.add_argument("--seconds", type=float, help=f"fixed-rate duration (default {FULL.seconds})")
+    parser.add_argument("--payload", type=int, metavar="BYTES", help=f"payload size (default {FULL.payload})")
+    parser.add_argument("--idle-clients", type=int, metavar="N", help=f"idle connections (default {FULL.idle_clients})")
+    parser.add_argument("--post-rate", type=float, metavar="POST/S", help=f"REST rate (default {FULL.post_rate})")
+    parser.add_argument(
+        "--output", type=Path, metavar="FILE", help="JSON file (default bench-results/bench-<time>.json)"
+    )
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    base = QUICK if args.quick else FULL
+    changes = {
+        name: getattr(args, name)
+        for name in ("clients", "processes", "rate", "seconds", "payload", "idle_clients", "post_rate")
+        if getattr(args, name) is not None
+    }
+    for name, value in changes.items():
+        if value <= 0:
+            raise SystemExit(f"herald bench: --{name.replace('_', '-')} must be positive")
+    return base.replace(**changes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from(args)
+    # Thousands of sockets: the children (gateway, nats-server) inherit the raised limit.
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    output: Path = args.output or Path("bench-results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    bench = Bench(cfg)
+    bench.progress = lambda line: print(line, file=sys.stderr, flush=True)
+    try:
+        results = uvloop.run(bench.run())
+    except KeyboardInterrupt:
+        print("herald bench: interrupted", file=sys.stderr)
+        return 130
+    print(render(results))
+    write_json(results, output)
+    print(f"\nJSON: {output}")
+    failed = [name for name, section in results["sections"].items() if "error" in section]
+    if failed:
+        print(f"failed sections: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

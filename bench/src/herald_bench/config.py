@@ -1,0 +1,60 @@
+"""The benchmark's knobs, with the full run's defaults and the quick (CI) variant."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    #: WebSocket clients in the fan-out sections, all subscribed to one topic
+    clients: int = 1000
+    #: load-generator processes the clients are split over
+    processes: int = 4
+    #: messages published per second in the fixed-rate fan-out measurement
+    rate: float = 10.0
+    #: seconds of publishing in the fixed-rate measurement
+    seconds: float = 10.0
+    #: approximate bytes of each payload
+    payload: int = 100
+    #: seconds to wait for late deliveries after the last publish
+    drain: float = 3.0
+    #: seconds of publishing per saturation step
+    sat_seconds: float = 3.0
+    #: deliveries per second the saturation search starts at
+    sat_start: float = 5000.0
+    #: steps of doubling/halving, then of bisection
+    sat_steps: int = 7
+    sat_refine: int = 2
+    #: a step passes with p99 under this and ≥ 99 % of deliveries
+    sat_p99_ms: float = 100.0
+    #: connections held open for the memory measurement
+    idle_clients: int = 10_000
+    #: POST /api/messages per second, for how long, and how many clients receive them
+    post_rate: float = 500.0
+    post_seconds: float = 10.0
+    post_clients: int = 10
+    quick: bool = False
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+FULL = Config()
+QUICK = Config(
+    clients=100,
+    processes=2,
+    rate=10.0,
+    seconds=2.0,
+    drain=2.0,
+    sat_seconds=1.0,
+    sat_start=1000.0,
+    sat_steps=3,
+    sat_refine=0,
+    idle_clients=500,
+    post_rate=50.0,
+    post_seconds=2.0,
+    post_clients=5,
+    quick=True,
+)

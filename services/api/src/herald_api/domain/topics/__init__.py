@@ -1,0 +1,1 @@
+"""The topics domain: stored topic history."""
