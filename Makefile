@@ -5,14 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.herald-installed
-PACKAGES := -e libs/common -e services/gateway -e services/api -e services/bridge -e cli
+PACKAGES := -e libs/common -e services/gateway -e services/api -e services/bridge -e cli -e bench
 INPUTS := constraints.txt requirements-dev.txt libs/common/pyproject.toml cli/pyproject.toml \
-	services/gateway/pyproject.toml services/api/pyproject.toml services/bridge/pyproject.toml
+	services/gateway/pyproject.toml services/api/pyproject.toml services/bridge/pyproject.toml bench/pyproject.toml
 
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint fmt venv clean
+.PHONY: run test lint fmt venv clean bench bench-quick
 
 $(STAMP): $(INPUTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/herald bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/herald bench --quick $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

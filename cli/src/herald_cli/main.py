@@ -65,6 +65,12 @@ def _up(_: argparse.Namespace) -> int:
     return up()
 
 
+def _bench(argv: Sequence[str]) -> int:
+    from herald_bench.cli import main
+
+    return main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="herald", description="Herald: real-time messaging over NATS.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,10 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--publish", action="append", default=[], metavar="PATTERN", help="publish grant")
     token.set_defaults(func=_token)
     sub.add_parser("config", help="print the HERALD_* settings reference (Markdown)").set_defaults(func=_config)
+    # Listed for --help only: main() hands everything after `bench` to herald_bench untouched.
+    sub.add_parser("bench", help="fan-out benchmark (herald bench --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result
