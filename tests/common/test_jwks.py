@@ -120,3 +120,16 @@ async def test_hs_tokens_never_consult_the_jwks(jwks: Jwks) -> None:
     token = jwt.encode({"sub": "h", "exp": int(time.time()) + 60}, secret, algorithm="HS256", headers={"kid": "x"})
     assert (await v.verify_async(token)).sub == "h"
     assert jwks.hits == 0
+
+
+async def test_sync_verify_uses_only_cached_keys(jwks: Jwks) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks.add("k", key, "RS256")
+    v = TokenVerifier(load_settings({"HERALD_JWT_ALGORITHMS": "RS256", "HERALD_JWT_JWKS_URL": jwks.url}))
+    token = sign(key, "RS256", "k", "sync-user")
+    with pytest.raises(HeraldError, match="no JWKS key"):
+        v.verify(token)  # nothing fetched yet, and verify never does I/O
+    assert jwks.hits == 0
+    await v.prefetch(token)
+    assert v.verify(token).sub == "sync-user"
+    assert jwks.hits == 1

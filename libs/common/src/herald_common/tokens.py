@@ -112,6 +112,10 @@ class JwksCache:
                         self._fetched_at = time.monotonic()
                     except (OSError, ValueError) as exc:
                         log.warning("JWKS fetch failed, keeping %d cached keys: %s", len(self._keys), exc)
+        return self.cached(kid, alg)
+
+    def cached(self, kid: str, alg: str) -> Any | None:
+        """The key for ``kid`` if it is already known (no fetch)."""
         found = self._keys.get(kid)
         if found is None:
             return None
@@ -160,11 +164,35 @@ class TokenVerifier:
     def verify(self, token: object) -> Claims:
         """Return the token's claims or raise ``HeraldError(unauthorized)`` saying why.
 
-        Uses the secret and the static public key only; :meth:`verify_async` also consults
-        the JWKS URL.
+        Never does I/O: JWKS keys are used only once cached (:meth:`prefetch` or
+        :meth:`verify_async` fetch them).
         """
-        token, alg, _ = self._header(token)
+        token, alg, header = self._header(token)
+        kid = header.get("kid")
+        if self._jwks is not None and not alg.startswith("HS") and isinstance(kid, str) and kid:
+            key = self._jwks.cached(kid, alg)
+            if key is None:
+                raise _unauthorized(f"no JWKS key {kid[:64]!r} for {alg}")
+            return self._decode(token, alg, key)
+        if self._jwks is not None and not alg.startswith("HS") and not self._public_key:
+            raise _unauthorized("token has no 'kid' to look up in the JWKS")
         return self._decode(token, alg, self._static_key(alg))
+
+    @property
+    def uses_jwks(self) -> bool:
+        return self._jwks is not None
+
+    async def prefetch(self, token: object) -> None:
+        """Make sure the JWKS key ``token`` names is cached, so :meth:`verify` can use it."""
+        if self._jwks is None or not isinstance(token, str):
+            return
+        try:
+            _, alg, header = self._header(token)
+        except HeraldError:
+            return
+        kid = header.get("kid")
+        if not alg.startswith("HS") and isinstance(kid, str) and kid:
+            await self._jwks.key(kid, alg)
 
     async def verify_async(self, token: object) -> Claims:
         """Like :meth:`verify`; RS/ES tokens with a ``kid`` are checked against the JWKS when one is set."""

@@ -37,9 +37,14 @@ def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Claims:
     return claims
 
 
-def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Router guard: every route below it needs a valid token."""
-    authenticate(connection)
+async def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Router guard: every route below it needs a valid token (JWKS keys fetched as needed)."""
+    if isinstance(connection.scope.get("state", {}).get(_CLAIMS_KEY), Claims):
+        return
+    verifier: TokenVerifier = connection.app.state.verifier
+    token = bearer_token(connection)
+    connection.state[_CLAIMS_KEY] = await verifier.verify_async(token)
+    connection.state[_TOKEN_KEY] = token
 
 
 def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
