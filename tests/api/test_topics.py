@@ -16,8 +16,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from herald_api.app import create_app
-from herald_api.domain.topics.guards import NeedsMembership, Verdict, authorize_history
 from herald_common import wire
+from herald_common.access import NeedsMembership, Verdict, authorize_subscribe
 from herald_common.streams import TOPICS_STREAM, epoch_of
 from herald_common.tokens import Claims, issue_token
 from herald_common.topics import live_subject, topic_subject
@@ -31,16 +31,16 @@ def claims(sub: str, *roles: str, topics: tuple[str, ...] = ()) -> Claims:
 
 
 def test_rules_match_subscribing() -> None:
-    assert authorize_history(claims("root", "admin"), "anything.at.all") is Verdict.ALLOW
-    assert authorize_history(claims("alice"), "messages.user.alice") is Verdict.ALLOW
-    assert authorize_history(claims("alice"), "messages.user.bob") is Verdict.DENY
-    assert authorize_history(claims("alice"), "messages") is Verdict.DENY
-    assert authorize_history(claims("alice"), "messages.channel.c1") == NeedsMembership("c1")
-    assert authorize_history(claims("alice", topics=("orders.**",)), "orders.eu.created") is Verdict.ALLOW
-    assert authorize_history(claims("alice", topics=("orders.*",)), "orders.eu.created") is Verdict.DENY
-    assert authorize_history(claims("alice", topics=("orders.**.x",)), "orders.eu.x") is Verdict.DENY
+    assert authorize_subscribe(claims("root", "admin"), "anything.at.all") is Verdict.ALLOW
+    assert authorize_subscribe(claims("alice"), "messages.user.alice") is Verdict.ALLOW
+    assert authorize_subscribe(claims("alice"), "messages.user.bob") is Verdict.DENY
+    assert authorize_subscribe(claims("alice"), "messages") is Verdict.DENY
+    assert authorize_subscribe(claims("alice"), "messages.channel.c1") == NeedsMembership("c1")
+    assert authorize_subscribe(claims("alice", topics=("orders.**",)), "orders.eu.created") is Verdict.ALLOW
+    assert authorize_subscribe(claims("alice", topics=("orders.*",)), "orders.eu.created") is Verdict.DENY
+    assert authorize_subscribe(claims("alice", topics=("orders.**.x",)), "orders.eu.x") is Verdict.DENY
     # A sub that is not one token has no personal topic.
-    assert authorize_history(claims("a.b"), "messages.user.a.b") is Verdict.DENY
+    assert authorize_subscribe(claims("a.b"), "messages.user.a.b") is Verdict.DENY
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ import msgspec
 from msgspec import UNSET
 
 from herald_common import wire
+from herald_common.access import NeedsMembership, Verdict, authorize_publish, authorize_subscribe
 from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.rpc import MembershipReply
 from herald_common.tokens import Claims
@@ -59,7 +60,6 @@ from herald_gateway.actions import (
     Replay,
     Send,
 )
-from herald_gateway.authz import NeedsMembership, Verdict, authorize_publish, authorize_subscribe
 from herald_gateway.limits import Counter, FrameLimiter, FrameVerdict
 from herald_gateway.subscriptions import Grant, SubscriptionSet
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from herald_api.domain.topics.guards import NeedsMembership, Verdict, authorize_history
 from herald_api.storage.protocols import Storage
 from herald_api.topichistory import StoredPage
+from herald_common.access import NeedsMembership, Verdict, authorize_subscribe
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.tokens import Claims
 from herald_common.topics import validate_topic
@@ -29,7 +29,7 @@ class TopicService:
         self._page_limit_max = page_limit_max
 
     async def _authorize(self, claims: Claims, topic: str) -> None:
-        decision = authorize_history(claims, topic)
+        decision = authorize_subscribe(claims, topic)
         if decision is Verdict.ALLOW:
             return
         if isinstance(decision, NeedsMembership):

@@ -1,24 +1,23 @@
-"""Who may subscribe to what, and publish where (pure functions).
+"""Who may read which topics, and publish where (pure functions).
 
-:func:`authorize_subscribe` answers from the token alone when it can; the only case it
-cannot is a concrete ``messages.channel.{id}``, which depends on channel membership
-that the api owns (:class:`NeedsMembership`).
+One rule for every reader: the gateway applies :func:`authorize_subscribe` to
+subscriptions and the api to history reads, so history never shows what a subscription
+would not. It answers from the token alone when it can; the only case it cannot is a
+concrete ``messages.channel.{id}``, which depends on channel membership that the api
+owns (:class:`NeedsMembership`).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 from herald_common.errors import HeraldError
 from herald_common.tokens import Claims
-from herald_common.topics import covers, is_wildcard, matches, validate_pattern
+from herald_common.topics import covers, is_token, is_wildcard, matches, validate_pattern
 
 USER_PREFIX = "messages.user."
 CHANNEL_PREFIX = "messages.channel."
-
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
 class Verdict(enum.Enum):
@@ -52,7 +51,7 @@ def own_topic(sub: str) -> str | None:
     A ``sub`` such as ``*`` or ``a.b`` must not turn into a wildcard or someone
     else's topic, so it gets no personal topic at all.
     """
-    return USER_PREFIX + sub if _TOKEN.match(sub) else None
+    return USER_PREFIX + sub if is_token(sub) else None
 
 
 def channel_of(pattern: str) -> str | None:

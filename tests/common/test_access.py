@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from herald_common.access import NeedsMembership, Verdict, authorize_publish, authorize_subscribe, own_topic
 from herald_common.tokens import Claims
-from herald_gateway.authz import NeedsMembership, Verdict, authorize_publish, authorize_subscribe, own_topic
 
 ALICE = Claims(sub="alice", exp=0)
 ADMIN = Claims(sub="root", exp=0, roles=frozenset({"admin"}))
