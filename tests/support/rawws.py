@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import socket
 import struct
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -39,8 +40,14 @@ class RawClient:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str = "/ws") -> RawClient:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def connect(cls, host: str, port: int, path: str = "/ws", rcvbuf: int | None = None) -> RawClient:
+        """Handshake on a new connection; ``rcvbuf`` shrinks the socket's receive buffer first."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
             (

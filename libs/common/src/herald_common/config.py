@@ -51,6 +51,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     bridge_lease: Annotated[
         Seconds, _doc("Seconds a silent active bridge keeps its lease before a standby bridge takes over.")
     ] = 5.0
+    bridge_host: Annotated[str, _doc("Address the bridge's /healthz, /readyz and /metrics listener binds.")] = (
+        "127.0.0.1"
+    )
+    bridge_metrics_port: Annotated[Port, _doc("Port of the bridge's /healthz, /readyz and /metrics; 0 disables.")] = (
+        8082
+    )
     log_level: Annotated[Literal["debug", "info", "warning", "error"], _doc("Log level.")] = "info"
 
     jwt_secret: Annotated[str, _doc("HS256 secret that signs and verifies tokens. Set it in production.")] = (
@@ -88,11 +94,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     auth_refresh_grace: Annotated[
         Seconds, _doc("Seconds a connection whose token expired has to send a fresh `auth` (then 4001).")
     ] = 30.0
-    max_pending_frames: Annotated[
-        Positive, _doc("Frames queued for one slow WebSocket client before it is closed with 4009.")
+    max_replay: Annotated[
+        Positive,
+        _doc(
+            "Stored messages replayed or gap-filled in one go; a larger gap is not replayed "
+            "(`recovered: false`) or, for a gap fill, closes the clients with 4009."
+        ),
     ] = 1000
     max_pending_bytes: Annotated[
-        Positive, _doc("Bytes queued for one slow WebSocket client before it is closed with 4009.")
+        Positive,
+        _doc("Bytes sent to one WebSocket client but not yet taken by its socket before it is closed with 4009."),
     ] = 1048576
     max_connections_per_ip: Annotated[
         Positive, _doc("Open WebSocket connections one client IP may hold (then 4008).")
@@ -116,6 +127,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     recovery_buffer: Annotated[
         Positive, _doc("Live messages buffered per subscription while missed ones are replayed (then 4009).")
     ] = 1000
+    gap_subjects: Annotated[
+        Positive,
+        _doc(
+            "Subjects per live pattern subscription whose last delivered sequence the gateway remembers "
+            "to find missed messages; the least recently active are forgotten first."
+        ),
+    ] = 10000
     ping_interval: Annotated[
         Annotated[float, Meta(ge=0)], _doc("Seconds between server pings to detect dead sockets; 0 disables.")
     ] = 20.0

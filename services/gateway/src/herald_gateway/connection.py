@@ -1,83 +1,148 @@
-"""One client's socket side: an outgoing queue drained by a writer task.
+"""One client's socket side: frames written straight to its transport.
 
-Fan-out only appends already-encoded bytes here and never awaits a socket, so one slow
-client cannot hold up delivery to the others; a client whose queue passes
-``HERALD_MAX_PENDING_FRAMES`` frames or ``HERALD_MAX_PENDING_BYTES`` bytes is closed with
+Every frame the gateway sends on its own (deliveries, replies) is appended, in order,
+to the connection's outgoing list and written whole with one ``transport.write`` at the
+end of the event-loop iteration (:class:`~herald_gateway.fanout.Outbox`), never
+awaiting the socket, so one slow client cannot hold up delivery to the others.
+``websockets`` keeps the handshake, reading, pings, pongs and the closing handshake.
+
+Writing beside ``websockets`` is safe because its asyncio implementation also writes
+every frame whole and synchronously (``send_context`` serialises a frame into the
+protocol and ``send_data`` hands it to the transport with no ``await`` in between), the
+gateway never sends fragmented messages, and nothing is written once the protocol has
+left ``OPEN`` (after a close frame nothing else may follow; the gateway's own closes
+flush what is waiting first).
+
+A client whose transport buffer plus waiting frames would pass
+``HERALD_MAX_PENDING_BYTES`` bytes with a delivery gets nothing more and is closed with
 4009 instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import contextlib
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from herald_gateway.actions import Close
+from herald_gateway.fanout import Outbox, Transport, text_frame
 from herald_gateway.recovery import Recovery
 from herald_gateway.session import Session
 
 
 class ClientConnection:
     __slots__ = (
-        "_queue",
-        "_wakeup",
-        "max_pending",
+        "_closer",
+        "_out",
+        "_out_bytes",
+        "_outbox",
+        "_protocol",
+        "close_code",
+        "closing",
         "max_pending_bytes",
         "overflowed",
-        "pending_bytes",
         "recovering",
         "session",
         "timer",
+        "transport",
         "ws",
     )
 
-    def __init__(self, ws: ServerConnection, session: Session, max_pending: int, max_pending_bytes: int) -> None:
+    def __init__(self, ws: ServerConnection, session: Session, max_pending_bytes: int, outbox: Outbox) -> None:
         self.ws = ws
         self.session = session
-        self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
-        self.pending_bytes = 0
+        self.transport: Transport = ws.transport
+        self._protocol: Any = ws.protocol
         #: pattern -> live messages parked while its missed messages are replayed
         self.recovering: dict[str, Recovery] = {}
         self.overflowed = False
+        #: a :class:`Close` was asked for; nothing more is written
+        self.closing = False
+        #: the code of that close (what the client is told, even if the socket had to be aborted)
+        self.close_code: int | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self._queue: deque[bytes | Close] = deque()
-        self._wakeup = asyncio.Event()
+        self._closer: asyncio.Task[None] | None = None
+        self._outbox = outbox
+        #: frames waiting for the outbox's flush, and their size
+        self._out: list[bytes] = []
+        self._out_bytes = 0
 
-    def push(self, frame: bytes) -> bool:
-        """Queue a delivery; False when the client is too far behind (nothing queued)."""
-        if len(self._queue) >= self.max_pending or self.pending_bytes + len(frame) > self.max_pending_bytes:
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes sent to this client that its socket has not taken yet."""
+        return self.transport.get_write_buffer_size() + self._out_bytes
+
+    def deliver(self, frame: bytes) -> bool:
+        """Send a complete WebSocket frame; False when the client is too far behind.
+
+        Nothing is sent when it returns False. Once the connection is closing the
+        frame is dropped (True: the client is not slow, it is leaving).
+        """
+        if self.closing:
+            return True
+        size = self._out_bytes + len(frame)
+        if self.transport.get_write_buffer_size() + size > self.max_pending_bytes:
             return False
-        self.pending_bytes += len(frame)
-        self._queue.append(frame)
-        self._wakeup.set()
+        out = self._out
+        if not out:
+            self._outbox.mark(self)
+        out.append(frame)
+        self._out_bytes = size
         return True
 
+    def push(self, payload: bytes) -> bool:
+        """Send one encoded delivery (a JSON text frame); False when too far behind."""
+        return self.deliver(text_frame(payload))
+
     def push_control(self, item: bytes | Close) -> None:
-        """Queue a reply or a close; never refused, they are few and bounded."""
-        if not isinstance(item, Close):
-            self.pending_bytes += len(item)
-        self._queue.append(item)
-        self._wakeup.set()
+        """Send a reply or start closing; never refused, replies are few and bounded."""
+        if self.closing:
+            return
+        if isinstance(item, Close):
+            self.closing = True
+            self.close_code = int(item.code)
+            self.flush()
+            self._closer = asyncio.get_running_loop().create_task(self._close(int(item.code), item.reason))
+            return
+        frame = text_frame(item)
+        if not self._out:
+            self._outbox.mark(self)
+        self._out.append(frame)
+        self._out_bytes += len(frame)
 
     def drop_pending(self) -> None:
-        self._queue.clear()
-        self.pending_bytes = 0
+        """Forget the frames not written yet (a slow consumer is closed without them)."""
+        self._out = []
+        self._out_bytes = 0
 
-    async def write_loop(self) -> None:
-        """Send queued frames in order until a :class:`Close` or the socket closes."""
-        try:
-            while True:
-                while not self._queue:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                item = self._queue.popleft()
-                if isinstance(item, Close):
-                    await self.ws.close(int(item.code), item.reason)
-                    return
-                self.pending_bytes -= len(item)
-                await self.ws.send(item, text=True)
-        except ConnectionClosed:
+    def flush(self) -> None:
+        """Write the waiting frames in one go (unless the connection is going away)."""
+        out = self._out
+        if not out:
             return
+        self._out = []
+        self._out_bytes = 0
+        transport = self.transport
+        if self._protocol.state is State.OPEN and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    async def _close(self, code: int, reason: str) -> None:
+        # ``close`` waits for the write buffer to drain before its own timeout starts, so
+        # a client that stopped reading would hold it forever: abort the socket instead.
+        timeout = self.ws.close_timeout
+        grace = 2.0 * timeout if timeout else 10.0
+        abort = asyncio.get_running_loop().call_later(grace, self.ws.transport.abort)
+        try:
+            await self.ws.close(code, reason)
+        finally:
+            abort.cancel()
+
+    async def closed(self) -> None:
+        """Wait for a close this connection started (if any) to finish."""
+        if self._closer is not None:
+            with contextlib.suppress(Exception):
+                await self._closer

@@ -48,6 +48,16 @@ class Metrics:
             "Connections closed with 4009 for falling behind (frames or bytes queued).",
             registry=self.registry,
         )
+        self.gaps_filled = Counter(
+            "herald_gateway_gaps_filled",
+            "Stored messages fetched to fill gaps in live NATS subscriptions (gap fills and catch-ups).",
+            registry=self.registry,
+        )
+        self.catchups = Counter(
+            "herald_gateway_catchups",
+            "Pattern subscriptions replayed from the stream after a NATS reconnect.",
+            registry=self.registry,
+        )
         self.refused = Counter(
             "herald_gateway_refused_connections",
             "Connections refused by a limit, by reason.",

@@ -4,9 +4,19 @@ Everything protocol-related is decided by :class:`~herald_gateway.session.Sessio
 this module performs its actions and turns NATS messages into ``message`` frames,
 encoded once per NATS message and shared by every recipient.
 
-Replay for ``since`` (:meth:`Gateway._replay`) reads the TOPICS stream one message at a
-time with "next message matching the filter" gets, up to the stream's last sequence
-when the replay began. A gap of more than ``HERALD_MAX_PENDING_FRAMES`` messages is not
+Live messages arrive over core NATS, which does not redeliver. Each pattern's
+subscription keeps a :class:`~herald_gateway.gapfill.Feed`: a message whose
+``Nats-Last-Sequence`` names an undelivered predecessor first gets the missing ones
+fetched from the stream and fanned out (:meth:`Gateway._fill`), and after a NATS
+reconnect every pattern is replayed from the highest sequence it had delivered
+(:meth:`Gateway._catch_up`), before its next live message and before ``/readyz`` says
+ready again. What cannot be filled (too much, trimmed, stream recreated) closes the
+affected clients with 4009, so they recover with ``since`` or reload; nothing is
+skipped silently.
+
+Replay for ``since`` (:meth:`Gateway._replay`) reads the TOPICS stream in batches
+(:mod:`herald_gateway.history`), up to the stream's last sequence when the replay
+began. A gap of more than ``HERALD_MAX_REPLAY`` messages is not
 replayed (``recovered: false``): the client could not take it in one go anyway and
 reloads over REST instead.
 """
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -43,6 +54,7 @@ from herald_common.rpc import MEMBERSHIP_SUBJECT, MembershipQuery, MembershipRep
 from herald_common.streams import TOPICS_STREAM, ensure_streams, epoch_of
 from herald_common.tokens import TokenVerifier
 from herald_common.topics import live_subject, matches, pattern_subject, subject_topic, topic_subject
+from herald_gateway import fanout
 from herald_gateway.actions import (
     Action,
     AddInterest,
@@ -55,7 +67,9 @@ from herald_gateway.actions import (
     Send,
 )
 from herald_gateway.connection import ClientConnection
+from herald_gateway.gapfill import Feed, Verdict
 from herald_gateway.health import HealthServer
+from herald_gateway.history import Stored, TooManyError, read_range
 from herald_gateway.hub import Interest
 from herald_gateway.limits import Counter, KeyedBuckets
 from herald_gateway.metrics import Metrics
@@ -67,6 +81,8 @@ log = logging.getLogger("herald.gateway")
 MEMBERSHIP_TIMEOUT = 2.0
 NATS_FLUSH_TIMEOUT = 2
 REVOKED_SUBJECT = EVENT_PREFIX + CHANNEL_ACCESS_REVOKED
+LISTEN_BACKLOG = 4096
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class Gateway:
@@ -92,7 +108,14 @@ class Gateway:
         self.listening = False
         self.connections: set[ClientConnection] = set()
         self.interest: Interest[ClientConnection] = Interest()
+        self._outbox = fanout.Outbox()
         self._nats_subs: dict[str, Subscription] = {}
+        #: pattern -> where its live subscription stands, and the lock that serialises
+        #: its deliveries (live, gap fills and catch-ups) so they stay in order.
+        self._feeds: dict[str, Feed] = {}
+        self._feed_locks: dict[str, asyncio.Lock] = {}
+        #: The NATS reconnect count every feed has caught up with (``/readyz`` waits for it).
+        self._caught_up = 0
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(
@@ -107,7 +130,8 @@ class Gateway:
     @property
     def ready(self) -> bool:
         """Accepting clients and connected to NATS (what ``/readyz`` reports)."""
-        return self.listening and self._nc is not None and self._nc.is_connected
+        nc = self._nc
+        return self.listening and nc is not None and nc.is_connected and self._caught_up >= _reconnects(nc)
 
     async def attach(self, nc: Client) -> None:
         """Use ``nc`` from now on: make sure the streams exist, read the epoch, listen for revocations."""
@@ -138,6 +162,7 @@ class Gateway:
             sub = self._nats_subs.get(pattern)
             try:
                 if wanted and sub is None:
+                    await self._open_feed(pattern)
                     cb = partial(self._on_live, pattern)
                     self._nats_subs[pattern] = await self._nc.subscribe(live_subject(pattern), cb=cb)
                     # The server has the interest once the flush returns, so the client's
@@ -145,13 +170,156 @@ class Gateway:
                     await self._nc.flush(NATS_FLUSH_TIMEOUT)
                 elif not wanted and sub is not None:
                     del self._nats_subs[pattern]
+                    self._feeds.pop(pattern, None)
+                    self._feed_locks.pop(pattern, None)
                     await sub.unsubscribe()
             except Exception:
                 # The client library re-sends its subscriptions after a reconnect.
                 log.warning("nats subscription change for a pattern failed", exc_info=True)
 
+    async def _open_feed(self, pattern: str) -> None:
+        """Start tracking ``pattern`` from the stream's current end (read before subscribing).
+
+        Reading it first errs towards delivering: a message stored between the read and
+        the subscription may be filled in, but none after the subscription is missed.
+        """
+        assert self._nc is not None
+        floor, epoch = 0, self.epoch
+        if self._js is not None:
+            try:
+                info = await self._js.stream_info(TOPICS_STREAM)
+                floor, epoch = info.state.last_seq, epoch_of(info)
+            except Exception as exc:
+                log.warning("could not read the stream end for a new pattern: %s", type(exc).__name__)
+                floor = max((f.high for f in self._feeds.values()), default=0)
+        self._feeds[pattern] = Feed(floor, self._settings.gap_subjects, epoch=epoch, generation=_reconnects(self._nc))
+        self._feed_locks[pattern] = asyncio.Lock()
+
     async def _on_live(self, pattern: str, msg: Msg) -> None:
-        self.fan_out(pattern, msg.subject, msg.headers, msg.data)
+        """One live message: fill what its subject missed, drop it if already delivered, fan it out.
+
+        nats-py awaits this callback before the subscription's next message, so waiting
+        here (for the lock or a fetch) parks later messages of the pattern in order.
+        """
+        feed = self._feeds.get(pattern)
+        lock = self._feed_locks.get(pattern)
+        if feed is None or lock is None:
+            return
+        async with lock:
+            if self._feeds.get(pattern) is not feed:
+                return
+            behind = self._nc is not None and feed.generation != _reconnects(self._nc)
+            if behind and not await self._catch_up(pattern, feed):
+                return  # not delivered: the retried catch-up replays it
+            try:
+                headers = msg.headers or {}
+                seq = int(headers["Nats-Sequence"])
+                last_raw = headers.get("Nats-Last-Sequence")
+                last_seq = int(last_raw) if last_raw else None
+            except (KeyError, ValueError):
+                self.fan_out(pattern, msg.subject, msg.headers, msg.data)  # counts and logs the drop
+                return
+            seen = feed.observe(msg.subject, seq, last_seq)
+            if seen.verdict is Verdict.DUPLICATE:
+                return
+            if seen.verdict is Verdict.GAP:
+                await self._fill(pattern, feed, msg.subject, seen.after, seq, last_seq)
+            self.fan_out(pattern, msg.subject, msg.headers, msg.data)
+            feed.delivered(msg.subject, seq)
+
+    async def _fill(self, pattern: str, feed: Feed, subject: str, after: int, seq: int, last_seq: int | None) -> None:
+        """Fan out the stored messages of ``subject`` in ``(after, seq)``, or close their holders."""
+        assert self._js is not None
+        topic = subject_topic(subject)
+        try:
+            stored = await read_range(self._js, topic_subject(topic), after, seq - 1, self._settings.max_replay)
+        except TooManyError:
+            stored = None
+        except Exception as exc:
+            log.warning("filling a gap failed: %s", type(exc).__name__)
+            stored = None
+        # The message the header names must be among them: if it is gone (trimmed or
+        # deleted), so may be others, and skipping them silently is not an option.
+        if stored is None or (last_seq is not None and (not stored or stored[-1].seq != last_seq)):
+            log.warning("a gap on a live subscription could not be filled; closing its holders")
+            self._drop_holders(pattern, topic)
+            return
+        self.metrics.gaps_filled.inc(len(stored))
+        self._fan_out_stored(pattern, feed, stored)
+
+    def _fan_out_stored(self, pattern: str, feed: Feed, stored: list[Stored]) -> None:
+        for m in stored:
+            subject = live_subject(subject_topic(m.subject))
+            if m.seq <= feed.known(subject):
+                continue
+            self.fan_out(pattern, subject, {"Nats-Sequence": str(m.seq)}, m.data)
+            feed.delivered(subject, m.seq)
+
+    def _drop_holders(self, pattern: str, topic: str | None) -> None:
+        """Close (4009) the holders of ``pattern`` (that receive ``topic`` through it, if given)."""
+        for conn in list(self.interest.members(pattern)):
+            if topic is None or conn.session.wants(pattern, topic):
+                self._overflow(conn)
+
+    async def _catch_up(self, pattern: str, feed: Feed) -> bool:
+        """Replay what ``pattern`` missed while NATS was away; the caller holds its lock.
+
+        False when the stream could not be read (nothing changed; try again later).
+        """
+        assert self._nc is not None and self._js is not None
+        generation = _reconnects(self._nc)
+        try:
+            info = await self._js.stream_info(TOPICS_STREAM)
+            epoch, last = epoch_of(info), info.state.last_seq
+            if epoch != feed.epoch:
+                # The stream was recreated: offsets restarted, nobody can be caught up.
+                log.warning("topics epoch changed while NATS was away; closing the holders of a pattern")
+                feed.restart(last, epoch)
+                self._drop_holders(pattern, None)
+            else:
+                try:
+                    stored = await read_range(
+                        self._js, pattern_subject(pattern), feed.high, last, self._settings.max_replay
+                    )
+                except TooManyError:
+                    log.warning("too much was missed while NATS was away; closing the holders of a pattern")
+                    self._drop_holders(pattern, None)
+                else:
+                    self.metrics.gaps_filled.inc(len(stored))
+                    self._fan_out_stored(pattern, feed, stored)
+                feed.caught_up(last)
+        except Exception as exc:
+            log.warning("catching up after a NATS reconnect failed: %s", type(exc).__name__)
+            return False
+        if epoch != self.epoch:
+            self.epoch = epoch
+        feed.generation = generation
+        self.metrics.catchups.inc()
+        return True
+
+    async def on_nats_reconnected(self) -> None:
+        """NATS is back: catch every pattern up in the background (``/readyz`` waits for it)."""
+        self._spawn(self._catch_up_all())
+
+    async def _catch_up_all(self) -> None:
+        assert self._nc is not None
+        await self.refresh_epoch()
+        delay = 0.25
+        while self._nc.is_connected:
+            generation = _reconnects(self._nc)
+            behind = [p for p, f in self._feeds.items() if f.generation != generation]
+            for pattern in behind:
+                feed, lock = self._feeds.get(pattern), self._feed_locks.get(pattern)
+                if feed is None or lock is None:
+                    continue
+                async with lock:
+                    if self._feeds.get(pattern) is feed and feed.generation != generation:
+                        await self._catch_up(pattern, feed)
+            if all(f.generation == generation for f in self._feeds.values()):
+                self._caught_up = max(self._caught_up, generation)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def fan_out(self, pattern: str, subject: str, headers: dict[str, str] | None, data: bytes) -> int:
         """Deliver one live message to the local holders of ``pattern``; returns how many got it."""
@@ -166,22 +334,12 @@ class Gateway:
             self.metrics.dropped.inc()
             log.warning("dropped a live message that is not a valid publication")
             return 0
-        frame = wire.encode(
+        payload = wire.encode(
             wire.Message(topic=topic, data=publication.data, offset=offset, epoch=self.epoch, event=publication.event)
         )
-        delivered = 0
-        for conn in members:
-            if not conn.session.wants(pattern, topic):
-                continue
-            recovery = conn.recovering.get(pattern)
-            if recovery is not None:
-                if recovery.state is RecoveryState.RECOVERING and not recovery.park(offset, frame):
-                    self._overflow(conn)
-                continue
-            if conn.push(frame):
-                delivered += 1
-            else:
-                self._overflow(conn)
+        delivered, slow = fanout.fan_out(members, pattern, topic, offset, payload)
+        for conn in slow:
+            self._overflow(conn)
         self.metrics.deliveries.inc(delivered)
         return delivered
 
@@ -283,21 +441,13 @@ class Gateway:
         offset = action.since.offset
         if offset > last:
             return None, 0
-        stored: list[RawStreamMsg] = []
-        seq = offset + 1
-        filter_subject = pattern_subject(action.pattern)
-        while seq <= last:
-            try:
-                msg = await self._js.get_msg(TOPICS_STREAM, seq=seq, subject=filter_subject, next=True)
-            except NotFoundError:
-                break
-            if msg.seq is None or msg.seq > last:
-                break
-            stored.append(msg)
-            if len(stored) > self._settings.max_pending_frames:
-                return None, 0
-            seq = msg.seq + 1
-        subjects = {m.subject for m in stored if m.subject is not None}
+        try:
+            stored = await read_range(
+                self._js, pattern_subject(action.pattern), offset, last, self._settings.max_replay
+            )
+        except TooManyError:
+            return None, 0
+        subjects = {m.subject for m in stored}
         anchor_matches = False
         oldest: dict[str, int] = {}
         if offset > 0:
@@ -329,14 +479,13 @@ class Gateway:
         except NotFoundError:
             return None
 
-    def _replay_frame(self, msg: RawStreamMsg, epoch: str) -> bytes | None:
+    def _replay_frame(self, msg: Stored, epoch: str) -> bytes | None:
         try:
-            topic = subject_topic(msg.subject or "")
-            publication = wire.decode_publication(msg.data or b"")
+            topic = subject_topic(msg.subject)
+            publication = wire.decode_publication(msg.data)
         except (ValueError, msgspec.DecodeError):
             self.metrics.dropped.inc()
             return None
-        assert msg.seq is not None
         return wire.encode(
             wire.Message(topic=topic, data=publication.data, offset=msg.seq, epoch=epoch, event=publication.event)
         )
@@ -399,9 +548,8 @@ class Gateway:
 
     async def _serve(self, ws: ServerConnection) -> None:
         session = Session(self._verifier, self._limits, time.time(), self.per_user)
-        conn = ClientConnection(ws, session, self._settings.max_pending_frames, self._settings.max_pending_bytes)
+        conn = ClientConnection(ws, session, self._settings.max_pending_bytes, self._outbox)
         self.connections.add(conn)
-        writer = asyncio.get_running_loop().create_task(conn.write_loop())
         self._arm_timer(conn)
         try:
             async for message in ws:
@@ -417,11 +565,11 @@ class Gateway:
             await self.apply(conn, conn.session.on_disconnect())
             if conn.timer is not None:
                 conn.timer.cancel()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            await conn.closed()
             self.connections.discard(conn)
-            code = ws.close_code
+            # A close the gateway decided counts under its code, even when the client never
+            # read it (a slow consumer's socket is aborted behind its unread backlog).
+            code = conn.close_code if conn.close_code is not None else ws.close_code
             self.metrics.disconnects.labels(code=str(code) if code is not None else "none").inc()
 
     async def close(self) -> None:
@@ -429,6 +577,24 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
+
+
+def _reconnects(nc: Client) -> int:
+    """How many times ``nc`` reconnected: counted before it re-subscribes, so a live
+    message received after a reconnect always sees the new count."""
+    return int(nc.stats["reconnects"])
+
+
+def _tune_gc() -> None:
+    """Collect cycles far less often than Python's default (700, 10, 10).
+
+    Each connection keeps a few hundred long-lived objects; with the default thresholds a
+    burst of connects triggers collections that walk all of them again and again (the
+    profile showed them dominating accepts). Startup objects are moved out of the
+    collector's sight for good.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _client_ip(connection: ServerConnection) -> str:
@@ -446,7 +612,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         health = HealthServer(gateway.metrics, lambda: gateway.ready)
         await health.start(settings.gateway_host, settings.gateway_metrics_port)
 
-    nc = await connect_until(settings, "gateway", stop, on_reconnected=gateway.refresh_epoch)
+    nc = await connect_until(settings, "gateway", stop, on_reconnected=gateway.on_nats_reconnected)
     if nc is None:
         if health is not None:
             await health.close()
@@ -454,6 +620,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     server: Server | None = None
     try:
         await gateway.attach(nc)
+        _tune_gc()
         server = await serve(
             gateway.handler,
             settings.gateway_host,
@@ -464,6 +631,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             ping_interval=settings.ping_interval or None,
             ping_timeout=settings.ping_interval or None,
             close_timeout=min(2.0, settings.shutdown_grace),
+            # Clients send small control frames: a short incoming queue is plenty, and
+            # outgoing frames bypass websockets' writes (see connection.py).
+            max_queue=4,
+            reuse_port=settings.gateway_reuse_port or None,
+            # asyncio's default of 100 overflows under a burst of connects (each dropped
+            # SYN costs the client a 1 s retransmit); the kernel caps it at somaxconn.
+            backlog=LISTEN_BACKLOG,
         )
         gateway.listening = True
         log.info(
