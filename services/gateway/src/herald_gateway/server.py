@@ -47,7 +47,7 @@ from websockets.http11 import Request, Response
 
 from herald_common import wire
 from herald_common.config import Settings
-from herald_common.errors import CloseCode
+from herald_common.errors import CloseCode, HeraldError
 from herald_common.events import CHANNEL_ACCESS_REVOKED, EVENT_PREFIX, decode_event
 from herald_common.natsconn import connect_until
 from herald_common.rpc import MEMBERSHIP_SUBJECT, MembershipQuery, MembershipReply, query_encoder, reply_decoder
@@ -546,6 +546,21 @@ class Gateway:
         finally:
             self.per_ip.release(ip)
 
+    async def _prefetch_key(self, text: str) -> None:
+        """Fetch the JWKS key an ``auth`` frame's token names, so the session can verify it.
+
+        The session is sans-I/O and verifies synchronously from the cache; only this shell
+        may wait on the network.
+        """
+        if '"auth"' not in text:
+            return
+        try:
+            frame = wire.decode_client_frame(text)
+        except HeraldError:
+            return  # the session answers the malformed frame itself
+        if isinstance(frame, wire.Auth):
+            await self._verifier.prefetch(frame.token)
+
     async def _serve(self, ws: ServerConnection) -> None:
         session = Session(self._verifier, self._limits, time.time(), self.per_user)
         conn = ClientConnection(ws, session, self._settings.max_pending_bytes, self._outbox)
@@ -555,6 +570,8 @@ class Gateway:
             async for message in ws:
                 now = time.time()
                 if isinstance(message, str):
+                    if self._verifier.uses_jwks:
+                        await self._prefetch_key(message)
                     actions = conn.session.on_text(message, now)
                 else:
                     actions = conn.session.on_binary(message, now)
