@@ -1,26 +1,23 @@
 """Reading stored topic history from the HERALD_TOPICS stream.
 
-A page is read in one batch through an ephemeral, unacknowledged pull consumer filtered
-on the topic's subject and starting right after ``since``. Offsets are stream sequences
+A page is read with :func:`herald_common.history.read_page`, the reader the gateways use
+for replays, filtered on the topic's subject and starting right after ``since``. Offsets are stream sequences
 and the epoch comes from :func:`herald_common.streams.epoch_of`, exactly as a gateway
 stamps them on the ``message`` frames it delivers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import uuid
 from dataclasses import dataclass
 
 import msgspec
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from herald_api.domain.topics.schemas import HistoryItem
 from herald_api.natslink import NatsLink
 from herald_common import wire
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.history import read_page
 from herald_common.streams import TOPICS_STREAM, epoch_of
 from herald_common.topics import subject_topic, topic_subject
 
@@ -78,44 +75,6 @@ class TopicHistory:
         epoch = epoch_of(info)
         if since >= info.state.last_seq:
             return StoredPage([], epoch, None)
-        name = "history-" + uuid.uuid4().hex
-        config = ConsumerConfig(
-            name=name,
-            filter_subject=topic_subject(topic),
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=since + 1,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=CONSUMER_TTL,
-            mem_storage=True,
-            num_replicas=1,
-        )
-        consumer = await js.add_consumer(TOPICS_STREAM, config=config)
-        try:
-            pending = consumer.num_pending or 0
-            if pending == 0:
-                return StoredPage([], epoch, None)
-            sub = await js.pull_subscribe_bind(consumer=name, stream=TOPICS_STREAM)
-            try:
-                msgs = await sub.fetch(min(limit, pending), timeout=FETCH_TIMEOUT)
-            except TimeoutError:
-                msgs = []  # trimmed between counting and fetching
-            finally:
-                await sub.unsubscribe()
-        finally:
-            with contextlib.suppress(Exception):
-                await js.delete_consumer(TOPICS_STREAM, name)
-        return _page(msgs, epoch)
-
-
-def _page(msgs: list[Msg], epoch: str) -> StoredPage:
-    items: list[HistoryItem] = []
-    last_seq = 0
-    remaining = 0
-    for msg in msgs:
-        meta = msg.metadata
-        last_seq = meta.sequence.stream
-        remaining = meta.num_pending
-        item = history_item(msg.subject, last_seq, msg.data, epoch)
-        if item is not None:
-            items.append(item)
-    return StoredPage(items, epoch, last_seq if msgs and remaining > 0 else None)
+        stored, more = await read_page(js, topic_subject(topic), since, limit)
+        items = [item for s in stored if (item := history_item(s.subject, s.seq, s.data, epoch)) is not None]
+        return StoredPage(items, epoch, stored[-1].seq if stored and more else None)

@@ -15,7 +15,7 @@ affected clients with 4009, so they recover with ``since`` or reload; nothing is
 skipped silently.
 
 Replay for ``since`` (:meth:`Gateway._replay`) reads the TOPICS stream in batches
-(:mod:`herald_gateway.history`), up to the stream's last sequence when the replay
+(:mod:`herald_common.history`), up to the stream's last sequence when the replay
 began. A gap of more than ``HERALD_MAX_REPLAY`` messages is not
 replayed (``recovered: false``): the client could not take it in one go anyway and
 reloads over REST instead.
@@ -49,6 +49,7 @@ from herald_common import wire
 from herald_common.config import Settings
 from herald_common.errors import CloseCode, HeraldError
 from herald_common.events import CHANNEL_ACCESS_REVOKED, EVENT_PREFIX, decode_event
+from herald_common.history import Stored, TooManyError, read_range
 from herald_common.natsconn import connect_until
 from herald_common.rpc import MEMBERSHIP_SUBJECT, MembershipQuery, MembershipReply, query_encoder, reply_decoder
 from herald_common.streams import TOPICS_STREAM, ensure_streams, epoch_of
@@ -69,7 +70,6 @@ from herald_gateway.actions import (
 from herald_gateway.connection import ClientConnection
 from herald_gateway.gapfill import Feed, Verdict
 from herald_gateway.health import HealthServer
-from herald_gateway.history import Stored, TooManyError, read_range
 from herald_gateway.hub import Interest
 from herald_gateway.limits import Counter, KeyedBuckets
 from herald_gateway.metrics import Metrics
