@@ -53,6 +53,8 @@ class Subscriber:
     user: str
     gateways: Callable[[], list[str]]
     received: list[tuple[str, int]] = field(default_factory=list)  # (message id, offset)
+    times: list[float] = field(default_factory=list)  # when each message arrived
+    log: list[str] = field(default_factory=list)  # what happened to this socket, for diagnosis
     offset: int | None = None
     epoch: str | None = None
     reconnects: int = 0
@@ -66,6 +68,7 @@ class Subscriber:
 
     def _session(self, url: str) -> None:
         ws = websocket.create_connection(url, timeout=5)
+        self.log.append(f"{time.monotonic():.3f} connect {url} after #{len(self.received)} offset {self.offset}")
         try:
             ws.send(json.dumps({"type": "auth", "token": token(self.user)}))
             assert json.loads(ws.recv())["type"] == "auth_success"
@@ -83,13 +86,17 @@ class Subscriber:
                     return
                 msg = json.loads(raw)
                 if msg["type"] == "subscribed":
+                    self.log.append(f"{time.monotonic():.3f} {msg}")
                     if "since" in frame and msg.get("recovered") is not True:
                         self.unrecovered += 1
                 elif msg["type"] == "message":
                     self.received.append((msg["data"]["id"], msg["offset"]))
+                    self.times.append(time.monotonic())
                     self.offset, self.epoch = msg["offset"], msg["epoch"]
                 elif msg["type"] == "error":
                     raise ConnectionError(f"error frame: {msg}")
+                else:
+                    self.log.append(f"{time.monotonic():.3f} {msg}")
         finally:
             ws.close()
 
@@ -146,6 +153,23 @@ def produce(stack: Stack, users: list[str], producer: int, count: int, ledger: L
             with ledger.lock:
                 ledger.acknowledged.append((producer, n, resp.json()["id"], sender, recipient))
             n += 1
+
+
+def anomalies(subscribers: list[Subscriber]) -> list[str]:
+    """Where duplicates or reorderings happened, with each socket's history, for diagnosis."""
+    out = []
+    for sub in subscribers:
+        seen: dict[str, int] = {}
+        for i, (mid, off) in enumerate(sub.received):
+            earlier = seen.get(mid)
+            if earlier is not None or (i and off <= sub.received[i - 1][1]):
+                out.append(
+                    f"{sub.user}: #{i} {mid} offset {off} (previous #{i - 1} offset {sub.received[i - 1][1]}, "
+                    f"first seen #{earlier} at {sub.times[earlier] if earlier is not None else '-'}, "
+                    f"now at {sub.times[i]:.3f}); socket log: {sub.log}"
+                )
+            seen.setdefault(mid, i)
+    return out
 
 
 def account(subscribers: list[Subscriber], ledger: Ledger) -> dict[str, int]:
@@ -223,8 +247,8 @@ def run_scenario(stack: Stack, chaos: list[tuple[float, str, Callable[[], None]]
     assert len(ledger.acknowledged) == messages // PRODUCERS * PRODUCERS
     assert totals["expected"] == 2 * len(ledger.acknowledged)
     assert totals["lost"] == 0, stack.logs()[-6000:]
-    assert totals["duplicates"] == 0
-    assert totals["reordered"] == 0
+    assert totals["duplicates"] == 0, anomalies(subscribers)
+    assert totals["reordered"] == 0, anomalies(subscribers)
     assert sum(s.unrecovered for s in subscribers) == 0
 
 

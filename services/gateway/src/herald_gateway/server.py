@@ -162,12 +162,14 @@ class Gateway:
             sub = self._nats_subs.get(pattern)
             try:
                 if wanted and sub is None:
-                    await self._open_feed(pattern)
-                    cb = partial(self._on_live, pattern)
-                    self._nats_subs[pattern] = await self._nc.subscribe(live_subject(pattern), cb=cb)
-                    # The server has the interest once the flush returns, so the client's
-                    # ``subscribed`` (sent after this) means nothing later is missed.
-                    await self._nc.flush(NATS_FLUSH_TIMEOUT)
+                    feed, lock = self._new_feed(pattern)
+                    async with lock:  # live messages wait until the feed knows where it starts
+                        cb = partial(self._on_live, pattern)
+                        self._nats_subs[pattern] = await self._nc.subscribe(live_subject(pattern), cb=cb)
+                        # The server has the interest once the flush returns, so the client's
+                        # ``subscribed`` (sent after this) means nothing later is missed.
+                        await self._nc.flush(NATS_FLUSH_TIMEOUT)
+                        await self._start_feed(feed)
                 elif not wanted and sub is not None:
                     del self._nats_subs[pattern]
                     self._feeds.pop(pattern, None)
@@ -177,23 +179,30 @@ class Gateway:
                 # The client library re-sends its subscriptions after a reconnect.
                 log.warning("nats subscription change for a pattern failed", exc_info=True)
 
-    async def _open_feed(self, pattern: str) -> None:
-        """Start tracking ``pattern`` from the stream's current end (read before subscribing).
-
-        Reading it first errs towards delivering: a message stored between the read and
-        the subscription may be filled in, but none after the subscription is missed.
-        """
+    def _new_feed(self, pattern: str) -> tuple[Feed, asyncio.Lock]:
         assert self._nc is not None
-        floor, epoch = 0, self.epoch
+        feed = Feed(0, self._settings.gap_subjects, epoch=self.epoch, generation=_reconnects(self._nc))
+        lock = asyncio.Lock()
+        self._feeds[pattern] = feed
+        self._feed_locks[pattern] = lock
+        return feed, lock
+
+    async def _start_feed(self, feed: Feed) -> None:
+        """Start tracking from the stream's end, read once the subscription is live.
+
+        Reading it after subscribing means everything stored later arrives live (or is
+        found missing by the gap check), while what was stored before, which the client's
+        ``subscribed`` does not promise, is never filled in behind a ``since`` replay that
+        already sent it.
+        """
+        floor, epoch = max((f.high for f in self._feeds.values()), default=0), self.epoch
         if self._js is not None:
             try:
                 info = await self._js.stream_info(TOPICS_STREAM)
                 floor, epoch = info.state.last_seq, epoch_of(info)
             except Exception as exc:
                 log.warning("could not read the stream end for a new pattern: %s", type(exc).__name__)
-                floor = max((f.high for f in self._feeds.values()), default=0)
-        self._feeds[pattern] = Feed(floor, self._settings.gap_subjects, epoch=epoch, generation=_reconnects(self._nc))
-        self._feed_locks[pattern] = asyncio.Lock()
+        feed.restart(floor, epoch)
 
     async def _on_live(self, pattern: str, msg: Msg) -> None:
         """One live message: fill what its subject missed, drop it if already delivered, fan it out.
