@@ -22,7 +22,8 @@ FROM python:3.11.13-slim-bookworm
 ENV PATH=/opt/herald/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HERALD_DATA_DIR=/tmp/herald
+    HERALD_DATA_DIR=/tmp/herald \
+    HERALD_BRIDGE_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 herald \
     && useradd --system --uid 10001 --gid herald --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin herald
@@ -30,10 +31,10 @@ COPY --from=build /opt/herald /opt/herald
 COPY deploy/docker/nats_connected.py /opt/herald/probes/nats_connected.py
 USER 10001:10001
 WORKDIR /tmp
-# No listening port: the bridge only talks to NATS.
+# 8082: /healthz, /readyz, /metrics (HERALD_BRIDGE_METRICS_PORT)
+EXPOSE 8082
 STOPSIGNAL SIGTERM
-# No HTTP port yet: healthy means the process holds an established connection to NATS.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=4 \
-    CMD ["python", "/opt/herald/probes/nats_connected.py"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(\"http://127.0.0.1:%s/healthz\" % os.environ.get(\"HERALD_BRIDGE_METRICS_PORT\", \"8082\"), timeout=2)"]
 ENTRYPOINT ["herald"]
 CMD ["bridge"]

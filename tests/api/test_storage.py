@@ -45,37 +45,38 @@ async def test_sqlite_folder_is_created(tmp_path: Path) -> None:
     settings = load_settings({}, data_dir=str(tmp_path / "new" / "dir"))
     store = SqlStorage(create_engine(settings))
     try:
-        assert await store.migrate() == [1]
+        assert await store.migrate() == [1, 2]
         assert (tmp_path / "new" / "dir" / "herald.db").exists()
     finally:
         await store.close()
 
 
 async def test_migrations_are_idempotent(storage: SqlStorage) -> None:
-    assert await storage.migrate() == [1]
+    assert await storage.migrate() == [1, 2]
     assert await storage.migrate() == []
-    assert await migrations.applied_versions(storage.engine) == [1]
+    assert await migrations.applied_versions(storage.engine) == [1, 2]
 
 
 async def test_concurrent_migrations_apply_once(settings: Settings) -> None:
     stores = [SqlStorage(create_engine(settings)) for _ in range(3)]
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
-        assert sorted(results) == [[], [], [1]]
-        assert await migrations.applied_versions(stores[0].engine) == [1]
+        assert sorted(results) == [[], [], [1, 2]]
+        assert await migrations.applied_versions(stores[0].engine) == [1, 2]
     finally:
         for s in stores:
             await s.close()
 
 
 async def test_later_migrations_run_in_order_and_only_once(storage: SqlStorage) -> None:
+    last = migrations.MIGRATIONS[-1].version
     extra = (
         *migrations.MIGRATIONS,
-        migrations.Migration(2, "notes", lambda _: ["CREATE TABLE notes (id INTEGER PRIMARY KEY)"]),
-        migrations.Migration(3, "notes text", lambda _: ["ALTER TABLE notes ADD COLUMN body TEXT"]),
+        migrations.Migration(last + 1, "notes", lambda _: ["CREATE TABLE notes (id INTEGER PRIMARY KEY)"]),
+        migrations.Migration(last + 2, "notes text", lambda _: ["ALTER TABLE notes ADD COLUMN body TEXT"]),
     )
     await storage.migrate()
-    assert await migrations.migrate(storage.engine, extra) == [2, 3]
+    assert await migrations.migrate(storage.engine, extra) == [last + 1, last + 2]
     assert await migrations.migrate(storage.engine, extra) == []
     async with storage.engine.begin() as conn:
         await conn.execute(text("INSERT INTO notes (id, body) VALUES (1, 'x')"))
@@ -122,3 +123,26 @@ def test_cursor_round_trip_and_garbage() -> None:
     for garbage in ["", "!!!", "bm90LWEtY3Vyc29y"]:
         with pytest.raises(HeraldError):
             Cursor.decode(garbage)
+
+
+async def test_outbox_keeps_the_trace_context(storage: SqlStorage) -> None:
+    await storage.migrate()
+    context = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+    async with storage.transaction() as tx:
+        await tx.outbox.add("e1", "events.message.sent", b"{}", context)
+        await tx.outbox.add("e2", "events.message.sent", b"{}")
+    async with storage.transaction() as tx:
+        entries = await tx.outbox.pending(10)
+    assert [(e.event_id, e.trace_context) for e in entries] == [("e1", context), ("e2", None)]
+
+
+async def test_trace_context_migration_keeps_waiting_rows(storage: SqlStorage) -> None:
+    await migrations.migrate(storage.engine, migrations.MIGRATIONS[:1])
+    async with storage.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO outbox (event_id, subject, payload, created_us) VALUES ('e0', 'events.x', '{}', 1)")
+        )
+    assert await storage.migrate() == [2]
+    async with storage.transaction() as tx:
+        (entry,) = await tx.outbox.pending(10)
+    assert (entry.event_id, entry.trace_context) == ("e0", None)

@@ -15,7 +15,7 @@ from herald_bridge.service import publish_event
 from herald_common.config import load_settings
 from herald_common.events import MESSAGE_SENT, encode_event, new_event
 from herald_common.streams import TOPICS_STREAM, ensure_streams
-from tests.support.procs import NatsServer, Service
+from tests.support.procs import NatsServer, Service, free_port
 
 
 async def topic_bodies(js: JetStreamContext, topic: str) -> list[dict[str, object]]:
@@ -69,7 +69,7 @@ async def _topic_ids(nats_url: str, topic: str) -> list[str]:
 
 def test_bridge_killed_and_restarted_loses_nothing_and_keeps_order(nats_server: NatsServer, tmp_path: Path) -> None:
     env = {"HERALD_NATS_URL": nats_server.url, "HERALD_DATA_DIR": str(tmp_path), "HERALD_BRIDGE_LEASE": "2"}
-    first = Service("bridge", env, tmp_path / "bridge1.log")
+    first = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge1.log")
     first.start()
     ids = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
     time.sleep(0.2)
@@ -77,9 +77,9 @@ def test_bridge_killed_and_restarted_loses_nothing_and_keeps_order(nats_server: 
     assert first.proc is not None
     first.proc.wait(10)
     # A second bridge running alongside a restarted first one: they take turns by batch.
-    second = Service("bridge", env, tmp_path / "bridge2.log")
+    second = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge2.log")
     second.start()
-    third = Service("bridge", env, tmp_path / "bridge3.log")
+    third = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge3.log")
     third.start()
     more = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
     expected = ids + more

@@ -67,6 +67,7 @@ def _up_env(tmp_path: Path) -> dict[str, str]:
         "HERALD_API_PORT": str(free_port()),
         "HERALD_GATEWAY_PORT": str(free_port()),
         "HERALD_GATEWAY_METRICS_PORT": str(free_port()),
+        "HERALD_BRIDGE_METRICS_PORT": str(free_port()),
         "HERALD_DATA_DIR": str(tmp_path / "var"),
         "HERALD_JWT_SECRET": "up-secret-0123456789abcdef0123456789",
     }

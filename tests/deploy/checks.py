@@ -57,7 +57,23 @@ def expected_ports(service: str, settings: Settings) -> set[int]:
         return {settings.api_port}
     if service == "gateway":
         return {settings.gateway_port} | ({settings.gateway_metrics_port} if settings.gateway_metrics_port else set())
+    if service == "bridge":
+        return {settings.bridge_metrics_port} if settings.bridge_metrics_port else set()
     return set()
+
+
+def listen_host(service: str, settings: Settings) -> str:
+    """The address a Herald service binds its listeners to."""
+    return {"gateway": settings.gateway_host, "bridge": settings.bridge_host}.get(service, settings.api_host)
+
+
+def health_port(service: str, settings: Settings) -> int:
+    """The port that answers /healthz and /readyz for a Herald service."""
+    if service == "gateway":
+        return settings.gateway_metrics_port
+    if service == "bridge":
+        return settings.bridge_metrics_port
+    return settings.api_port
 
 
 def is_loopback(host: str) -> bool:
@@ -405,10 +421,10 @@ def check_ports(objects: list[Manifest]) -> Problems:
         wanted = expected_ports(service, settings)
         if declared != wanted:
             problems.append(f"{place}: container ports {sorted(declared)} but the service listens on {sorted(wanted)}")
-        host = settings.gateway_host if service == "gateway" else settings.api_host
+        host = listen_host(service, settings)
         if wanted and is_loopback(host):
             problems.append(f"{place}: listens on loopback {host}, unreachable by probes and Services")
-        health_port = settings.gateway_metrics_port if service == "gateway" else settings.api_port
+        health = health_port(service, settings)
         for probe_name, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
             probe = container.get(probe_name) or {}
             if not wanted:
@@ -417,8 +433,8 @@ def check_ports(objects: list[Manifest]) -> Problems:
             if http is None:
                 problems.append(f"{place}: {probe_name} should be an httpGet on {path}")
                 continue
-            if _port_number(container, http["port"]) != health_port or http.get("path") != path:
-                problems.append(f"{place}: {probe_name} should GET {path} on port {health_port}")
+            if _port_number(container, http["port"]) != health or http.get("path") != path:
+                problems.append(f"{place}: {probe_name} should GET {path} on port {health}")
     for svc in (o for o in objects if o["kind"] == "Service"):
         selector = svc["spec"].get("selector", {})
         pods = [(w, p) for w, p in pod_specs(objects) if selects(selector, w["spec"]["template"]["metadata"]["labels"])]
@@ -721,13 +737,13 @@ def check_compose_herald(compose: Mapping[str, Any]) -> Problems:
             continue
         settings = settings_with(compose_env(service))
         ports = expected_ports(role, settings)
-        host = settings.gateway_host if role == "gateway" else settings.api_host
+        host = listen_host(role, settings)
         if ports and is_loopback(host):
             problems.append(f"{name}: listens on loopback {host}")
         test = " ".join(service.get("healthcheck", {}).get("test", []))
-        health_port = settings.gateway_metrics_port if role == "gateway" else settings.api_port
-        if ports and f":{health_port}/" not in test:
-            problems.append(f"{name}: healthcheck does not probe port {health_port}")
+        health = health_port(role, settings)
+        if ports and f":{health}/" not in test:
+            problems.append(f"{name}: healthcheck does not probe port {health}")
         if role == "gateway":
             needed = 2 * settings.shutdown_grace + 1
             if parse_duration(service.get("stop_grace_period", "10s")) < needed:
@@ -962,14 +978,14 @@ def check_dockerfile(text: str, service: str) -> Problems:
     exposed = {int(p.split("/")[0]) for e in args["EXPOSE"] for p in e.split()}
     if exposed != ports:
         problems.append(f"EXPOSE {sorted(exposed)} but the {service} listens on {sorted(ports)}")
-    host = settings.gateway_host if service == "gateway" else settings.api_host
+    host = listen_host(service, settings)
     if ports and is_loopback(host):
         problems.append(f"the {service} would listen on loopback {host} in the container")
     if ports:
-        health_port = settings.gateway_metrics_port if service == "gateway" else settings.api_port
+        health = health_port(service, settings)
         healthcheck = " ".join(args["HEALTHCHECK"])
-        if not healthcheck or "/healthz" not in healthcheck or str(health_port) not in healthcheck:
-            problems.append(f"no HEALTHCHECK on /healthz port {health_port}")
+        if not healthcheck or "/healthz" not in healthcheck or str(health) not in healthcheck:
+            problems.append(f"no HEALTHCHECK on /healthz port {health}")
     if args["CMD"] != [f'["{service}"]'] or ("ENTRYPOINT", '["herald"]') not in final:
         problems.append(f"does not run `herald {service}`")
     return problems

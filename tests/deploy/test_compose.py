@@ -50,7 +50,7 @@ def test_compose_has_the_stack(compose: dict[str, Any]) -> None:
     for name, role in roles.items():
         if role:
             env = checks.compose_env(compose["services"][name])
-            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+            assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
             assert env["HERALD_NATS_REPLICAS"] == "3"
     api_env = checks.compose_env(compose["services"]["api"])
     assert api_env["HERALD_DATABASE_URL"].startswith("postgresql://herald:${POSTGRES_PASSWORD")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from herald_gateway.health import HealthServer
+from herald_common.health import HealthServer
 from herald_gateway.metrics import Metrics
 
 

@@ -44,6 +44,7 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     api: Service | None = None
     bridge: Service | None = None
+    bridge_metrics_port: int = field(default_factory=free_port)
     gateways: list[Gateway] = field(default_factory=list)
 
     @property
@@ -68,7 +69,8 @@ class Stack:
         return self.api
 
     def start_bridge(self, **extra: str) -> Service:
-        self.bridge = Service("bridge", self.env("bridge", **extra), self.root / "bridge.log")
+        env = self.env("bridge", HERALD_BRIDGE_METRICS_PORT=str(self.bridge_metrics_port), **extra)
+        self.bridge = Service("bridge", env, self.root / "bridge.log")
         self.bridge.start()
         return self.bridge
 

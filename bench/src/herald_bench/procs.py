@@ -186,7 +186,7 @@ class Stack:
     def api_and_bridge(self) -> str:
         """Start a bridge and an api (SQLite in the temp folder); returns the api's base URL."""
         (self.folder / "data").mkdir(exist_ok=True)
-        bridge = Service("bridge", self.base_env(), self.folder)
+        bridge = Service("bridge", self.base_env() | {"HERALD_BRIDGE_METRICS_PORT": str(free_port())}, self.folder)
         self._services.append(bridge)
         bridge.start()
         port = free_port()

@@ -127,6 +127,10 @@ def up() -> int:
             _check_free(
                 settings.gateway_host, settings.gateway_metrics_port, "gateway metrics (HERALD_GATEWAY_METRICS_PORT)"
             )
+        if settings.bridge_metrics_port:
+            _check_free(
+                settings.bridge_host, settings.bridge_metrics_port, "bridge metrics (HERALD_BRIDGE_METRICS_PORT)"
+            )
 
         store = Path(settings.data_dir, "nats").resolve()
         store.mkdir(parents=True, exist_ok=True)
@@ -151,6 +155,8 @@ def up() -> int:
             _wait_ready(gateway, f"http://{settings.gateway_host}:{settings.gateway_metrics_port}/readyz")
         else:
             _wait_ready(gateway, (settings.gateway_host, settings.gateway_port))
+        if settings.bridge_metrics_port:
+            _wait_ready(bridge, f"http://{settings.bridge_host}:{settings.bridge_metrics_port}/readyz")
         if bridge.proc.poll() is not None:
             raise UpError(f"bridge exited with code {bridge.proc.returncode} while starting")
     except UpError as exc:

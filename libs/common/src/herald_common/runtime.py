@@ -11,6 +11,7 @@ from typing import Any
 
 from herald_common.config import DEV_JWT_SECRET, ConfigError, Settings, load_settings
 from herald_common.logs import setup_logging
+from herald_common.telemetry import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("herald")
 
@@ -33,6 +34,11 @@ def run_service(name: str, main: Callable[[Settings, asyncio.Event], Coroutine[A
         print(f"herald {name}: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, name)
+    try:
+        setup_tracing(name)
+    except ConfigError as exc:
+        print(f"herald {name}: configuration error: {exc}", file=sys.stderr)
+        return 2
     if settings.jwt_secret == DEV_JWT_SECRET:
         log.warning("HERALD_JWT_SECRET is the development default; set it in production")
 
@@ -47,5 +53,7 @@ def run_service(name: str, main: Callable[[Settings, asyncio.Event], Coroutine[A
         uvloop.run(runner())
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         asyncio.run(runner())
+    finally:
+        shutdown_tracing()
     log.info("stopped", extra={"service": name})
     return 0

@@ -31,6 +31,7 @@ from herald_api.relay import OutboxRelay
 from herald_api.storage.engine import create_engine
 from herald_api.storage.sql import SqlStorage
 from herald_api.topichistory import TopicHistory
+from herald_api.tracing import tracing_middleware
 from herald_common.config import Settings
 from herald_common.tokens import TokenVerifier
 
@@ -90,7 +91,8 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         state=state,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
+        # Tracing outermost, so the request span is current in everything else.
+        middleware=[tracing_middleware, metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
         logging_config=None,

@@ -12,12 +12,19 @@ import asyncio
 import contextlib
 import logging
 
+import msgspec
+from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from herald_api.natslink import NatsLink
-from herald_api.storage.protocols import Storage
+from herald_api.storage.protocols import OutboxEntry, Storage
+from herald_common import telemetry
 
 log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
+_carrier = msgspec.json.Decoder(dict[str, str])
 
 BATCH = 100
 PUBLISH_TIMEOUT = 2.0
@@ -87,12 +94,7 @@ class OutboxRelay:
             done: list[int] = []
             try:
                 for entry in entries:
-                    await js.publish(
-                        entry.subject,
-                        entry.payload,
-                        timeout=PUBLISH_TIMEOUT,
-                        headers={"Nats-Msg-Id": entry.event_id},
-                    )
+                    await _publish(js, entry)
                     done.append(entry.seq)
             finally:
                 if done:
@@ -100,3 +102,27 @@ class OutboxRelay:
                         await tx.outbox.remove(done)
                     total += len(done)
                     self.published += len(done)
+
+
+async def _publish(js: JetStreamContext, entry: OutboxEntry) -> None:
+    headers = {"Nats-Msg-Id": entry.event_id}
+    if not telemetry.tracing_enabled:
+        await js.publish(entry.subject, entry.payload, timeout=PUBLISH_TIMEOUT, headers=headers)
+        return
+    try:
+        stored = _carrier.decode(entry.trace_context) if entry.trace_context else None
+    except msgspec.DecodeError:
+        stored = None
+    with _tracer.start_as_current_span(
+        f"publish {entry.subject}",
+        context=telemetry.extract(stored),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": entry.subject,
+            "messaging.message.id": entry.event_id,
+        },
+    ) as span:
+        telemetry.inject(headers, trace.set_span_in_context(span))
+        await js.publish(entry.subject, entry.payload, timeout=PUBLISH_TIMEOUT, headers=headers)

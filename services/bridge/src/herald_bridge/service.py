@@ -11,6 +11,12 @@ events at once would interleave them.
   (those after the last checkpoint) are dropped by JetStream's duplicate window.
 - A failed publish is retried in place, never skipped: the bridge stalls rather than
   reorder or lose.
+
+With tracing on, each event gets a ``process events.<type>`` span continuing the trace
+the api put in the event's headers, and each topic publication a ``publish topics.<topic>``
+span whose context goes out in that publication's headers (and so on to the gateways).
+Every bridge serves ``/healthz``, ``/readyz`` and ``/metrics`` on
+``HERALD_BRIDGE_METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -21,14 +27,21 @@ import logging
 
 import msgspec
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from herald_bridge.lag import LagWatcher
 from herald_bridge.lease import Lease, LostLeaseError, lease_bucket
 from herald_bridge.mapping import message_id, publication_for, topics_for
+from herald_bridge.metrics import Metrics
+from herald_common import telemetry
 from herald_common.config import Settings
 from herald_common.events import EVENT_PREFIX, Event, decode_event
+from herald_common.health import HealthServer
 from herald_common.natsconn import connect_until
 from herald_common.streams import EVENTS_STREAM, ensure_streams
 from herald_common.topics import topic_subject
@@ -40,33 +53,61 @@ BATCH = 256
 PUBLISH_TIMEOUT = 2.0
 MAX_BACKOFF = 2.0
 
+_tracer = telemetry.tracer(__name__)
 
-async def publish_event(js: JetStreamContext, event: Event) -> None:
-    """Publish ``event`` to each of its topics (one encoded body reused for all)."""
+
+async def publish_event(js: JetStreamContext, event: Event) -> int:
+    """Publish ``event`` to each of its topics (one encoded body reused for all).
+
+    Returns how many topic publications were stored.
+    """
     topics = topics_for(event)
     if not topics:
-        return
+        return 0
     body = encode(publication_for(event))
-    await asyncio.gather(
-        *(
-            js.publish(
-                topic_subject(topic),
-                body,
-                timeout=PUBLISH_TIMEOUT,
-                headers={"Nats-Msg-Id": message_id(event, topic)},
+    headers = [{"Nats-Msg-Id": message_id(event, topic)} for topic in topics]
+    spans: list[trace.Span] = []
+    if telemetry.tracing_enabled:
+        for topic, topic_headers in zip(topics, headers, strict=True):
+            subject = topic_subject(topic)
+            span = _tracer.start_span(
+                f"publish {subject}",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.operation.type": "publish",
+                    "messaging.destination.name": subject,
+                    "messaging.message.id": topic_headers["Nats-Msg-Id"],
+                },
             )
-            for topic in topics
+            telemetry.inject(topic_headers, trace.set_span_in_context(span))
+            spans.append(span)
+    try:
+        await asyncio.gather(
+            *(
+                js.publish(topic_subject(topic), body, timeout=PUBLISH_TIMEOUT, headers=topic_headers)
+                for topic, topic_headers in zip(topics, headers, strict=True)
+            )
         )
-    )
+    except BaseException as exc:
+        for span in spans:
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+        raise
+    finally:
+        for span in spans:
+            span.end()
+    return len(topics)
 
 
 class Bridge:
     """The active bridge's loop; returns when stopped, raises :class:`LostLeaseError` when replaced."""
 
-    def __init__(self, js: JetStreamContext, lease: Lease, stop: asyncio.Event) -> None:
+    def __init__(self, js: JetStreamContext, lease: Lease, stop: asyncio.Event, metrics: Metrics) -> None:
         self._js = js
         self._lease = lease
         self._stop = stop
+        self._metrics = metrics
         self.events = 0
 
     async def _start_sequence(self) -> int:
@@ -88,10 +129,14 @@ class Bridge:
         backoff = 0.1
         while True:
             try:
-                await publish_event(self._js, event)
+                stored = await publish_event(self._js, event)
+                log.debug("event bridged", extra={"event_id": event.id, "event_type": event.type, "topics": stored})
                 self.events += 1
+                self._metrics.events.inc()
+                self._metrics.publications.inc(stored)
                 return True
             except (nats.errors.Error, TimeoutError) as exc:
+                self._metrics.publish_failures.inc()
                 if self._stop.is_set():
                     return False
                 log.warning("publishing event %s failed, retrying: %s", event.id, type(exc).__name__)
@@ -101,15 +146,33 @@ class Bridge:
                     with contextlib.suppress(nats.errors.Error, TimeoutError):
                         await self._lease.renew()
 
+    async def _process(self, msg: Msg, event: Event) -> bool:
+        if not telemetry.tracing_enabled:
+            return await self._publish_with_retry(event)
+        with _tracer.start_as_current_span(
+            f"process {msg.subject}",
+            context=telemetry.extract(msg.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": msg.subject,
+                "messaging.message.id": event.id,
+                "herald.event.type": event.type,
+            },
+        ):
+            return await self._publish_with_retry(event)
+
     async def _handle(self, msgs: list[Msg]) -> None:
         done = None
         for msg in msgs:
             try:
                 event = decode_event(msg.data)
             except msgspec.MsgspecError as exc:
+                self._metrics.undecodable.inc()
                 log.error("skipping undecodable event at sequence %d: %s", msg.metadata.sequence.stream, exc)
             else:
-                if not await self._publish_with_retry(event):
+                if not await self._process(msg, event):
                     break
             done = msg.metadata.sequence.stream
         if done is not None:
@@ -143,12 +206,37 @@ class Bridge:
                 await sub.unsubscribe()
 
 
+def _not_ready(nc: Client | None, lag: LagWatcher | None) -> str:
+    if nc is None or not nc.is_connected:
+        return "nats not connected"
+    if lag is None or not lag.stream_reachable:
+        return "events stream not reachable"
+    return ""
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    nc = await connect_until(settings, "bridge", stop)
-    if nc is None:
-        return
+    nc: Client | None = None
+    lag: LagWatcher | None = None
+    metrics = Metrics(nats_connected=lambda: 1.0 if nc is not None and nc.is_connected else 0.0)
+    health: HealthServer | None = None
+    if settings.bridge_metrics_port:
+        health = HealthServer(metrics, not_ready=lambda: _not_ready(nc, lag))
+        await health.start(settings.bridge_host, settings.bridge_metrics_port)
+    try:
+        nc = await connect_until(settings, "bridge", stop)
+        if nc is None:
+            return
+        lag = LagWatcher(nc.jetstream(), metrics)
+        await _bridge(nc, settings, stop, metrics, lag)
+    finally:
+        if health is not None:
+            await health.close()
+
+
+async def _bridge(nc: Client, settings: Settings, stop: asyncio.Event, metrics: Metrics, lag: LagWatcher) -> None:
     js = nc.jetstream()
     lease: Lease | None = None
+    watcher = asyncio.create_task(lag.run(stop))
     try:
         while not stop.is_set():
             try:
@@ -156,7 +244,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                     await ensure_streams(js, settings)
                     lease = Lease(await lease_bucket(js, settings.nats_replicas), settings.bridge_lease)
                 if await lease.try_acquire():
-                    await Bridge(js, lease, stop).run()
+                    metrics.active.set(1)
+                    try:
+                        await Bridge(js, lease, stop, metrics).run()
+                    finally:
+                        metrics.active.set(0)
                     continue
             except LostLeaseError:
                 log.warning("another bridge took over; standing by")
@@ -165,7 +257,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.bridge_lease / 3)
     finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         if lease is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await lease.release()
-        await nc.drain()
+        try:
+            await asyncio.wait_for(nc.drain(), settings.shutdown_grace)
+        except (nats.errors.Error, TimeoutError):
+            # Draining needs a live connection; stopping while NATS is away must still exit
+            # cleanly, and nats-py's close can fail on a transport already gone.
+            with contextlib.suppress(Exception):
+                await nc.close()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Seconds from storage on ``topics.*`` to the frame handed to the sockets.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -18,6 +21,7 @@ class Metrics:
         subscriptions: Callable[[], float],
         nats_subscriptions: Callable[[], float],
         tasks: Callable[[], float],
+        nats_connected: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         Gauge("herald_gateway_connections", "Open WebSocket connections.", registry=self.registry).set_function(
@@ -30,6 +34,26 @@ class Metrics:
             "herald_gateway_nats_subscriptions", "Distinct patterns subscribed to on NATS.", registry=self.registry
         ).set_function(nats_subscriptions)
         Gauge("herald_gateway_tasks", "asyncio tasks alive in the process.", registry=self.registry).set_function(tasks)
+        Gauge(
+            "herald_gateway_nats_connected", "1 while connected to NATS, else 0.", registry=self.registry
+        ).set_function(nats_connected)
+        self.latency = Histogram(
+            "herald_gateway_delivery_latency_seconds",
+            "From storage on topics.* (Nats-Time-Stamp) to the frame handed to the sockets; live messages.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "herald_gateway_auth_failures",
+            "Authentication refused: bad, missing or expired token, or auth timeout.",
+            registry=self.registry,
+        )
+        self.refused_frames = Counter(
+            "herald_gateway_refused_frames",
+            "Client frames answered with an error frame, by error code.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.deliveries = Counter(
             "herald_gateway_deliveries", "Message frames queued to clients.", registry=self.registry
         )

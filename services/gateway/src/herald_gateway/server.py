@@ -45,10 +45,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from herald_common import wire
+from herald_common import telemetry, wire
 from herald_common.config import Settings
-from herald_common.errors import CloseCode, HeraldError
+from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.events import CHANNEL_ACCESS_REVOKED, EVENT_PREFIX, decode_event
+from herald_common.health import HealthServer
 from herald_common.history import Stored, TooManyError, read_range
 from herald_common.natsconn import connect_until
 from herald_common.rpc import MEMBERSHIP_SUBJECT, MembershipQuery, MembershipReply, query_encoder, reply_decoder
@@ -69,10 +70,10 @@ from herald_gateway.actions import (
 )
 from herald_gateway.connection import ClientConnection
 from herald_gateway.gapfill import Feed, Verdict
-from herald_gateway.health import HealthServer
 from herald_gateway.hub import Interest
 from herald_gateway.limits import Counter, KeyedBuckets
 from herald_gateway.metrics import Metrics
+from herald_gateway.observe import ERROR_PREFIX, FanOutTrace, error_code, stored_at
 from herald_gateway.recovery import Recovery, RecoveryState, gap_is_covered
 from herald_gateway.session import Limits, Session
 
@@ -123,6 +124,7 @@ class Gateway:
             subscriptions=lambda: self.interest.total,
             nats_subscriptions=lambda: len(self._nats_subs),
             tasks=lambda: len(asyncio.all_tasks()),
+            nats_connected=lambda: 1.0 if self._nc is not None and self._nc.is_connected else 0.0,
         )
 
     # NATS side
@@ -346,10 +348,18 @@ class Gateway:
         payload = wire.encode(
             wire.Message(topic=topic, data=publication.data, offset=offset, epoch=self.epoch, event=publication.event)
         )
+        # Tracing off: one flag check, no header read, no span.
+        span = FanOutTrace.start(pattern, subject, offset, headers) if telemetry.tracing_enabled else None
         delivered, slow = fanout.fan_out(members, pattern, topic, offset, payload)
+        if span is not None:
+            span.end(delivered)
         for conn in slow:
             self._overflow(conn)
         self.metrics.deliveries.inc(delivered)
+        if delivered and headers:
+            stored = stored_at(headers)
+            if stored is not None:
+                self.metrics.latency.observe(max(0.0, time.time() - stored))
         return delivered
 
     def _overflow(self, conn: ClientConnection) -> None:
@@ -387,6 +397,8 @@ class Gateway:
     async def apply(self, conn: ClientConnection, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
+                if action.frame.startswith(ERROR_PREFIX):
+                    self._count_error(action.frame)
                 conn.push_control(action.frame)
             elif isinstance(action, Close):
                 conn.push_control(action)
@@ -406,6 +418,12 @@ class Gateway:
             else:
                 await self._publish(conn, action)
         self._arm_timer(conn)
+
+    def _count_error(self, frame: bytes) -> None:
+        code = error_code(frame)
+        self.metrics.refused_frames.labels(reason=code).inc()
+        if code == ErrorCode.UNAUTHORIZED.value:
+            self.metrics.auth_failures.inc()
 
     async def _replay(self, conn: ClientConnection, action: Replay) -> None:
         """Send ``subscribed`` (recovered or not), the missed messages, then go live."""

@@ -70,7 +70,15 @@ def _initial(dialect: str) -> Sequence[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _initial),)
+def _outbox_trace_context(dialect: str) -> Sequence[str]:
+    # Nullable: rows written before it (or with tracing off) carry no context.
+    return ["ALTER TABLE outbox ADD COLUMN trace_context TEXT"]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _initial),
+    Migration(2, "outbox trace context", _outbox_trace_context),
+)
 
 
 def _check_order(migrations: Sequence[Migration]) -> None:

@@ -61,6 +61,8 @@ class OutboxEntry:
     event_id: str
     subject: str
     payload: bytes
+    #: W3C trace headers of the request that recorded the event, as JSON; None without tracing.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ class ChannelRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def add(self, event_id: str, subject: str, payload: bytes) -> None: ...
+    async def add(self, event_id: str, subject: str, payload: bytes, trace_context: str | None = None) -> None: ...
 
     async def pending(self, limit: int) -> list[OutboxEntry]:
         """The oldest ``limit`` entries, in insertion order."""

@@ -172,15 +172,27 @@ class SqlOutbox:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, event_id: str, subject: str, payload: bytes) -> None:
+    async def add(self, event_id: str, subject: str, payload: bytes, trace_context: str | None = None) -> None:
         await self._conn.execute(
-            outbox.insert().values(event_id=event_id, subject=subject, payload=payload.decode(), created_us=now_us())
+            outbox.insert().values(
+                event_id=event_id,
+                subject=subject,
+                payload=payload.decode(),
+                created_us=now_us(),
+                trace_context=trace_context,
+            )
         )
 
     async def pending(self, limit: int) -> list[OutboxEntry]:
         query = select(outbox).order_by(outbox.c.seq).limit(limit)
         return [
-            OutboxEntry(seq=row.seq, event_id=row.event_id, subject=row.subject, payload=row.payload.encode())
+            OutboxEntry(
+                seq=row.seq,
+                event_id=row.event_id,
+                subject=row.subject,
+                payload=row.payload.encode(),
+                trace_context=row.trace_context,
+            )
             for row in await self._conn.execute(query)
         ]
 

@@ -43,4 +43,5 @@ outbox = Table(
     Column("subject", String(255), nullable=False),
     Column("payload", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    Column("trace_context", Text, nullable=True),
 )

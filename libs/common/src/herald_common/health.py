@@ -1,7 +1,8 @@
 """A minimal HTTP/1.1 listener for ``/healthz``, ``/readyz`` and ``/metrics``.
 
-It answers one request per connection and closes it; that is all probes and
-Prometheus need, and it keeps a web framework out of the gateway.
+It answers one request per connection and closes it; that is all probes and Prometheus
+need, and it keeps a web framework out of the services that have no HTTP API (gateway,
+bridge).
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Protocol
 
-from herald_gateway.metrics import CONTENT_TYPE, Metrics
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _READ_TIMEOUT = 5.0
 _MAX_HEAD = 8192
+
+
+class Renders(Protocol):
+    """Anything that renders Prometheus metrics in the text exposition format."""
+
+    def render(self) -> bytes: ...
 
 
 def _response(status: str, body: bytes, content_type: str = "text/plain; charset=utf-8") -> bytes:
@@ -24,10 +32,31 @@ def _response(status: str, body: bytes, content_type: str = "text/plain; charset
 
 
 class HealthServer:
-    def __init__(self, metrics: Metrics, ready: Callable[[], bool]) -> None:
+    """``/healthz`` always 200; ``/readyz`` 200 or 503 with the reason; ``/metrics`` from ``metrics``.
+
+    ``not_ready`` returns why the service is not ready (``""`` when it is); ``ready`` is the
+    simpler form for services with a single condition.
+    """
+
+    def __init__(
+        self,
+        metrics: Renders,
+        ready: Callable[[], bool] | None = None,
+        *,
+        not_ready: Callable[[], str] | None = None,
+    ) -> None:
         self._metrics = metrics
         self._ready = ready
+        self._not_ready = not_ready
         self._server: asyncio.Server | None = None
+
+    def not_ready(self) -> str:
+        """Why the service is not ready, or ``""`` when it is."""
+        if self._not_ready is not None:
+            return self._not_ready()
+        if self._ready is not None and not self._ready():
+            return "not ready"
+        return ""
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._handle, host, port)
@@ -45,11 +74,12 @@ class HealthServer:
         if path == "/healthz":
             return _response("200 OK", b"ok\n")
         if path == "/readyz":
-            if self._ready():
+            reason = self.not_ready()
+            if not reason:
                 return _response("200 OK", b"ready\n")
-            return _response("503 Service Unavailable", b"nats not connected\n")
+            return _response("503 Service Unavailable", reason.encode() + b"\n")
         if path == "/metrics":
-            return _response("200 OK", self._metrics.render(), CONTENT_TYPE)
+            return _response("200 OK", self._metrics.render(), CONTENT_TYPE_LATEST)
         return _response("404 Not Found", b"not found\n")
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

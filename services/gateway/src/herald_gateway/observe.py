@@ -1,0 +1,84 @@
+"""Trace and latency bits of the live message path, kept off it unless they are wanted.
+
+The shell checks ``telemetry.tracing_enabled`` before calling :meth:`FanOutTrace.start`, so
+with tracing off no header is read and no span object exists. One span covers the fan-out
+of one message to all local holders of one pattern: the recipient count is an attribute,
+never a span per recipient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import msgspec
+from opentelemetry.trace import Span, SpanKind
+
+from herald_common import telemetry
+
+_tracer = telemetry.tracer("herald_gateway")
+
+#: How every error frame starts (``wire.Error`` is tagged on ``type``, encoded first).
+ERROR_PREFIX = b'{"type":"error"'
+
+
+class _ErrorCode(msgspec.Struct):
+    code: str = "unknown"
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorCode)
+
+
+def error_code(frame: bytes) -> str:
+    """The ``code`` of an encoded error frame."""
+    try:
+        return _error_decoder.decode(frame).code
+    except msgspec.DecodeError:
+        return "unknown"
+
+
+def stored_at(headers: Mapping[str, str]) -> float | None:
+    """When JetStream stored a republished message (``Nats-Time-Stamp``), as a Unix time."""
+    stamp = headers.get("Nats-Time-Stamp")
+    if not stamp or len(stamp) < 20:
+        return None
+    try:
+        # RFC 3339 with up to nanoseconds, always UTC ("...Z"): whole seconds, then the fraction.
+        whole = dt.datetime.fromisoformat(stamp[:19]).replace(tzinfo=dt.UTC).timestamp()
+        fraction = stamp[19:].rstrip("Z")
+        return whole + (float("0" + fraction) if fraction.startswith(".") else 0.0)
+    except ValueError:
+        return None
+
+
+class FanOutTrace:
+    """The span of one message's fan-out on this gateway."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    @classmethod
+    def start(cls, pattern: str, subject: str, offset: int, headers: Mapping[str, str] | None) -> FanOutTrace | None:
+        """Start the span as a child of the context in ``headers``; None when they carry none
+        (messages fetched from history), so such deliveries do not start traces of their own."""
+        if not headers or "traceparent" not in headers:
+            return None
+        span = _tracer.start_span(
+            f"fan-out {subject}",
+            context=telemetry.extract(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": subject,
+                "herald.pattern": pattern,
+                "herald.offset": offset,
+            },
+        )
+        return cls(span)
+
+    def end(self, recipients: int) -> None:
+        self._span.set_attribute("herald.recipients", recipients)
+        self._span.end()
