@@ -136,7 +136,10 @@ def up() -> int:
         store.mkdir(parents=True, exist_ok=True)
         conf = store / "nats.conf"
         conf.write_text(
-            f'listen: "{nats_host}:{nats_port}"\njetstream {{ store_dir: "{store / "jetstream"}" }}\nmax_payload: 1MB\n'
+            f'listen: "{nats_host}:{nats_port}"\n'
+            # fsync every write: an acknowledged message survives a power loss (see docs/delivery.md)
+            f'jetstream {{ store_dir: "{store / "jetstream"}", sync_interval: always }}\n'
+            "max_payload: 1MB\n"
         )
         nats = _start("nats", [_nats_binary(), "-c", str(conf)])
         children.append(nats)
