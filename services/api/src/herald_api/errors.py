@@ -46,6 +46,15 @@ def error_response(code: ErrorCode, message: str, status: int | None = None) -> 
     )
 
 
+def status_of(exc: BaseException) -> int:
+    """The HTTP status a request that raised ``exc`` ends with."""
+    if isinstance(exc, HeraldError):
+        return exc.code.http_status
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return 500
+
+
 def code_for_status(status: int) -> ErrorCode:
     if status in _BY_STATUS:
         return _BY_STATUS[status]

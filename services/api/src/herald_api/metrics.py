@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from herald_common.errors import HeraldError
+from herald_api.errors import status_of
 
 
 class ApiMetrics:
@@ -40,14 +39,6 @@ class ApiMetrics:
         self.nats_connected = Gauge("herald_api_nats_connected", "1 while connected to NATS.", registry=self.registry)
 
 
-def _status_of(exc: BaseException) -> int:
-    if isinstance(exc, HeraldError):
-        return exc.code.http_status
-    if isinstance(exc, HTTPException):
-        return exc.status_code
-    return 500
-
-
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Count and time each request under its route template (never the raw path)."""
 
@@ -68,7 +59,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, capture)
         except BaseException as exc:
-            status = _status_of(exc)
+            status = status_of(exc)
             raise
         finally:
             route = str(scope.get("path_template") or "unmatched")

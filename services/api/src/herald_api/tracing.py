@@ -9,12 +9,11 @@ raw path. With tracing off the middleware checks one flag and passes the request
 from __future__ import annotations
 
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, StatusCode
 
+from herald_api.errors import status_of
 from herald_common import telemetry
-from herald_common.errors import HeraldError
 
 _tracer = telemetry.tracer(__name__)
 
@@ -26,14 +25,6 @@ def _trace_headers(scope: Scope) -> dict[str, str]:
         if name in telemetry.TRACE_HEADERS:
             found[name] = value.decode("latin-1")
     return found
-
-
-def _status_of(exc: BaseException) -> int:
-    if isinstance(exc, HeraldError):
-        return exc.code.http_status
-    if isinstance(exc, HTTPException):
-        return exc.status_code
-    return 500
 
 
 def tracing_middleware(app: ASGIApp) -> ASGIApp:
@@ -61,7 +52,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             try:
                 await app(scope, receive, capture)
             except BaseException as exc:
-                status = _status_of(exc)
+                status = status_of(exc)
                 raise
             finally:
                 route = str(scope.get("path_template") or "unmatched")
