@@ -29,6 +29,7 @@ from herald_api.natslink import NatsLink
 from herald_api.ratelimit import RateLimiter
 from herald_api.relay import OutboxRelay
 from herald_api.storage.engine import create_engine
+from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.sql import SqlStorage
 from herald_api.topichistory import TopicHistory
 from herald_api.tracing import tracing_middleware
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Litestar:
     storage = SqlStorage(create_engine(settings))
     link = NatsLink(settings)
     relay = OutboxRelay(storage, link)
+    writes = GroupCommit(storage)
     responder = MembershipResponder(storage)
     link.add_connected_hook(responder.subscribe)
     link.add_reconnected_hook(relay.wake)
@@ -57,9 +59,11 @@ def create_app(settings: Settings) -> Litestar:
             log.info("database migrated", extra={"versions": ",".join(map(str, applied))})
         link.start()
         relay.start()
+        writes.start()
         try:
             yield
         finally:
+            await writes.close()
             await relay.close()
             await link.close()
             await storage.close()
@@ -80,9 +84,9 @@ def create_app(settings: Settings) -> Litestar:
             "verifier": TokenVerifier(settings),
             "rate_limiter": RateLimiter(settings.api_post_rate, settings.api_post_burst),
             "metrics": ApiMetrics(),
-            "message_service": MessageService(storage, relay.wake, settings.page_limit_max),
+            "message_service": MessageService(storage, writes, relay.wake, settings.page_limit_max),
             "channel_service": ChannelService(storage, relay.wake),
-            "publish_service": PublishService(storage, relay.wake),
+            "publish_service": PublishService(writes, relay.wake),
             "topic_service": TopicService(storage, TopicHistory(link), settings.page_limit_max),
         }
     )

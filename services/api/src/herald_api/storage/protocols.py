@@ -168,6 +168,10 @@ class Transaction(Protocol):
     @property
     def outbox(self) -> OutboxRepository: ...
 
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested block: rolled back alone when it raises, kept when the transaction commits."""
+        ...
+
 
 class Storage(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:

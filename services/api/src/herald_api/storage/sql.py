@@ -206,6 +206,7 @@ class SqlOutbox:
 
 class SqlTransaction:
     def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
         self._messages = SqlMessages(conn)
         self._channels = SqlChannels(conn)
         self._outbox = SqlOutbox(conn)
@@ -217,6 +218,11 @@ class SqlTransaction:
     @property
     def channels(self) -> SqlChannels:
         return self._channels
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self._conn.begin_nested():
+            yield
 
     @property
     def outbox(self) -> SqlOutbox:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from herald_api.domain.messages.schemas import message_event_data
 from herald_api.outbox import Notify, record_event
+from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.protocols import Cursor, Message, MessageFilter, Storage, Transaction, now_us
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.events import MESSAGE_DELETED, MESSAGE_SENT, MESSAGE_UPDATED
@@ -32,8 +33,9 @@ def _require_text(content: str) -> str:
 
 
 class MessageService:
-    def __init__(self, storage: Storage, notify: Notify, page_limit_max: int) -> None:
+    def __init__(self, storage: Storage, writes: GroupCommit, notify: Notify, page_limit_max: int) -> None:
         self._storage = storage
+        self._writes = writes
         self._notify = notify
         self._page_limit_max = page_limit_max
 
@@ -54,7 +56,8 @@ class MessageService:
             content=content,
             created_us=now_us(),
         )
-        async with self._storage.transaction() as tx:
+
+        async def store(tx: Transaction) -> None:
             if channel_id is not None:
                 if await tx.channels.get(channel_id) is None:
                     raise HeraldError(ErrorCode.NOT_FOUND, f"channel {channel_id!r} not found")
@@ -62,6 +65,8 @@ class MessageService:
                     raise HeraldError(ErrorCode.FORBIDDEN, "only members may post to this channel")
             await tx.messages.add(message)
             await record_event(tx, MESSAGE_SENT, message_event_data(message))
+
+        await self._writes.write(store)
         self._notify()
         return message
 

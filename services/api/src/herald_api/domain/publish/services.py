@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from herald_api.outbox import Notify, record_event
-from herald_api.storage.protocols import Storage
+from herald_api.storage.groupcommit import GroupCommit
+from herald_api.storage.protocols import Transaction
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.events import TOPIC_PUBLISHED
 from herald_common.tokens import Claims
@@ -13,15 +14,19 @@ from herald_common.topics import validate_topic
 
 
 class PublishService:
-    def __init__(self, storage: Storage, notify: Notify) -> None:
-        self._storage = storage
+    def __init__(self, writes: GroupCommit, notify: Notify) -> None:
+        self._writes = writes
         self._notify = notify
 
     async def publish(self, claims: Claims, topic: str, data: Any) -> str:
         if not claims.can_publish_rest:
             raise HeraldError(ErrorCode.FORBIDDEN, "publishing needs the 'publisher' or 'admin' role")
         validate_topic(topic)
-        async with self._storage.transaction() as tx:
+
+        async def store(tx: Transaction) -> str:
             event = await record_event(tx, TOPIC_PUBLISHED, {"topic": topic, "data": data})
+            return event.id
+
+        event_id = await self._writes.write(store)
         self._notify()
-        return event.id
+        return event_id

@@ -1,0 +1,97 @@
+"""Group commit: writes from many requests share one transaction and one fsync.
+
+A durable commit waits for the disk (SQLite runs with ``synchronous=FULL``), and SQLite
+has one writer at a time, so committing each POST on its own caps the api at one POST per
+fsync. Here each write runs in its own savepoint inside a shared transaction: a write that
+fails (a permission check, a constraint) is rolled back alone and its caller gets the
+error, the others commit together, and every caller is answered only after the commit.
+Requests arriving while a commit is in progress form the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from herald_api.storage.protocols import Storage, Transaction
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Write = Callable[[Transaction], Awaitable[Any]]
+
+#: Writes committed together at most; a larger backlog is committed in several batches.
+MAX_BATCH = 256
+
+
+class GroupCommit:
+    def __init__(self, storage: Storage, max_batch: int = MAX_BATCH) -> None:
+        self._storage = storage
+        self._max_batch = max_batch
+        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        await self._task
+        self._task = None
+
+    async def write(self, op: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``op`` in the next shared transaction; returns once that transaction committed."""
+        if self._task is None:  # not started (e.g. a tool using the service directly)
+            async with self._storage.transaction() as tx:
+                return await op(tx)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            async with self._storage.transaction() as tx:
+                for op, future in batch:
+                    if future.cancelled():
+                        continue
+                    try:
+                        async with tx.savepoint():
+                            outcomes.append((future, True, await op(tx)))
+                    except Exception as exc:  # this write alone is rolled back
+                        outcomes.append((future, False, exc))
+        except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+            log.warning("group commit of %d writes failed: %s", len(batch), type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.commits += 1
+        for future, ok, value in outcomes:
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
