@@ -11,6 +11,7 @@ Requests arriving while a commit is in progress form the next batch.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ class GroupCommit:
     def __init__(self, storage: Storage, max_batch: int = MAX_BATCH) -> None:
         self._storage = storage
         self._max_batch = max_batch
-        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Write, asyncio.Future[Any], contextvars.Context]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -54,7 +55,8 @@ class GroupCommit:
             async with self._storage.transaction() as tx:
                 return await op(tx)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
+        # The write runs in the caller's context (its trace span, for the outbox row).
+        self._queue.append((op, future, contextvars.copy_context()))
         self._wake.set()
         return await future
 
@@ -69,21 +71,28 @@ class GroupCommit:
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+    @staticmethod
+    async def _in_savepoint(tx: Transaction, op: Write) -> Any:
+        async with tx.savepoint():
+            return await op(tx)
+
+    async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any], contextvars.Context]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        loop = asyncio.get_running_loop()
         try:
             async with self._storage.transaction() as tx:
-                for op, future in batch:
+                for op, future, context in batch:
                     if future.cancelled():
                         continue
                     try:
-                        async with tx.savepoint():
-                            outcomes.append((future, True, await op(tx)))
+                        value = await loop.create_task(self._in_savepoint(tx, op), context=context)
                     except Exception as exc:  # this write alone is rolled back
                         outcomes.append((future, False, exc))
+                    else:
+                        outcomes.append((future, True, value))
         except Exception as exc:  # the commit itself failed: nothing of the batch is stored
             log.warning("group commit of %d writes failed: %s", len(batch), type(exc).__name__)
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
