@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
 import jwt
 import pytest
 
+from herald_api.auth import VerifiedTokens
+from herald_common.tokens import Claims, issue_token
 from tests.api.conftest import SECRET, auth
 
 Client = httpx.AsyncClient
@@ -59,3 +62,58 @@ async def test_every_api_route_needs_a_token(client: Client, method: str, path: 
 async def test_valid_token_is_accepted(client: Client) -> None:
     response = await client.get("/api/messages", headers=auth("alice"))
     assert response.status_code == 200
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _claims(sub: str, exp: float) -> Claims:
+    return Claims(sub=sub, exp=exp)
+
+
+def test_verified_tokens_are_remembered_for_ttl_seconds() -> None:
+    clock = _Clock(1000.0)
+    verified = VerifiedTokens(ttl=30, clock=clock)
+    claims = _claims("a", exp=5000)
+    verified.put("t", claims)
+    assert verified.get("t") is claims
+    clock.now = 1029.9
+    assert verified.get("t") is claims
+    clock.now = 1030.0
+    assert verified.get("t") is None  # verified again from here on
+    assert verified.get("other") is None
+
+
+def test_a_remembered_token_still_expires_at_exp_plus_leeway() -> None:
+    clock = _Clock(1000.0)
+    verified = VerifiedTokens(ttl=300, leeway=5, clock=clock)
+    verified.put("t", _claims("a", exp=1010))
+    clock.now = 1014.9
+    assert verified.get("t") is not None
+    clock.now = 1015.0
+    assert verified.get("t") is None
+
+
+def test_verified_tokens_forget_the_oldest_when_full() -> None:
+    verified = VerifiedTokens(ttl=30, max_size=2, clock=_Clock(0.0))
+    for token in ("t1", "t2", "t3"):
+        verified.put(token, _claims(token, exp=100))
+    assert verified.get("t1") is None
+    assert verified.get("t2") is not None
+    assert verified.get("t3") is not None
+
+
+async def test_an_expired_token_is_refused_even_after_it_was_accepted(client: httpx.AsyncClient) -> None:
+    token = issue_token(SECRET, "alice", ttl=1)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/channels", headers=headers)).status_code == 200
+    # Claims.exp is whole seconds: wait until the token is past it.
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
+    response = await client.get("/api/channels", headers=headers)
+    assert response.status_code == 401

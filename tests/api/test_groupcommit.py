@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.protocols import Message, Transaction, now_us
@@ -103,3 +104,63 @@ async def test_unstarted_group_commit_writes_directly(db: SqlStorage, n: int) ->
     assert await writes.write(op) == "done"
     async with db.transaction() as tx:
         assert await tx.messages.get(f"m{n}") is not None
+
+
+async def test_a_write_failing_at_commit_is_rolled_back_alone(db: SqlStorage) -> None:
+    """SQLite runs a batch's writes only at the commit: a constraint failing there must still
+    reach only its own caller, with its outbox row undone and the others kept."""
+    async with db.transaction() as tx:
+        await tx.messages.add(message(1))
+    writes = GroupCommit(db)
+    writes.start()
+
+    async def post(n: int) -> None:
+        async def op(tx: Transaction) -> None:
+            await tx.outbox.add(f"e{n}", "events.message.sent", b"{}")
+            await tx.messages.add(message(n))  # n == 1: the id is taken
+
+        await writes.write(op)
+
+    try:
+        outcomes = await asyncio.gather(post(2), post(1), post(3), return_exceptions=True)
+    finally:
+        await writes.close()
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], IntegrityError)
+    async with db.transaction(read_only=True) as tx:
+        assert [entry.event_id for entry in await tx.outbox.pending(10)] == ["e2", "e3"]
+        assert await tx.messages.get("m2") is not None
+        assert await tx.messages.get("m3") is not None
+
+
+async def test_a_read_after_a_failed_write_raises_in_place(db: SqlStorage) -> None:
+    async with db.transaction() as tx:
+        await tx.messages.add(message(1))
+    seen: list[BaseException] = []
+    async with db.transaction() as tx:
+        try:
+            async with tx.savepoint():
+                await tx.messages.add(message(1))
+                await tx.messages.get("m1")  # runs the insert first: its failure surfaces here
+        except IntegrityError as exc:
+            seen.append(exc)
+        await tx.messages.add(message(2))
+    assert len(seen) == 1
+    async with db.transaction(read_only=True) as tx:
+        assert await tx.messages.get("m2") is not None
+
+
+async def test_a_failed_write_outside_a_savepoint_fails_the_transaction(db: SqlStorage) -> None:
+    async with db.transaction() as tx:
+        await tx.messages.add(message(1))
+
+    async def add_both() -> None:
+        async with db.transaction() as tx:
+            await tx.messages.add(message(2))
+            await tx.messages.add(message(1))
+
+    with pytest.raises(IntegrityError):
+        await add_both()
+    async with db.transaction(read_only=True) as tx:
+        assert await tx.messages.get("m2") is None

@@ -146,3 +146,26 @@ async def test_trace_context_migration_keeps_waiting_rows(storage: SqlStorage) -
     async with storage.transaction() as tx:
         (entry,) = await tx.outbox.pending(10)
     assert (entry.event_id, entry.trace_context) == ("e0", None)
+
+
+async def test_read_only_transactions_refuse_writes(storage: SqlStorage) -> None:
+    await storage.migrate()
+    with pytest.raises(RuntimeError, match="read-only"):
+        async with storage.transaction(read_only=True) as tx:
+            await tx.messages.add(Message("m1", "alice", "bob", None, "hello", 1))
+    async with storage.transaction(read_only=True) as tx:
+        assert await tx.messages.get("m1") is None
+
+
+async def test_reads_do_not_wait_for_an_open_write_transaction(storage: SqlStorage) -> None:
+    """A read-only transaction takes no write lock: it runs (and sees the last commit) while
+    a write transaction holds the lock. With BEGIN IMMEDIATE it would wait for the writer."""
+    await storage.migrate()
+    async with storage.transaction() as tx:
+        await tx.messages.add(Message("m1", "alice", "bob", None, "hello", 1))
+    async with storage.transaction() as writer:
+        await writer.messages.add(Message("m2", "alice", "bob", None, "not yet", 2))
+        await writer.messages.get("m2")  # the write transaction has begun and holds the lock
+        async with storage.transaction(read_only=True) as reader:
+            assert await reader.messages.get("m1") is not None
+            assert await reader.messages.get("m2") is None

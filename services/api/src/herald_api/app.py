@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from herald_api.auth import provide_claims, require_token
+from herald_api.auth import VerifiedTokens, provide_claims, require_token
 from herald_api.domain.channels.controllers import ChannelController
 from herald_api.domain.channels.services import ChannelService
 from herald_api.domain.messages.controllers import MessageController
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             "nats": link,
             "relay": relay,
             "verifier": TokenVerifier(settings),
+            "verified_tokens": VerifiedTokens(leeway=settings.jwt_leeway),
             "rate_limiter": RateLimiter(settings.api_post_rate, settings.api_post_burst),
             "metrics": ApiMetrics(),
             "message_service": MessageService(storage, writes, relay.wake, settings.page_limit_max),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -12,6 +14,54 @@ from herald_common.tokens import Claims, TokenVerifier
 
 _CLAIMS_KEY = "herald_claims"
 _TOKEN_KEY = "herald_token"
+
+#: Seconds a verified token is taken on trust before it is verified again.
+VERIFIED_TTL = 30.0
+#: Verified tokens remembered at most; the oldest is forgotten first.
+VERIFIED_MAX = 10_000
+
+
+class VerifiedTokens:
+    """Claims of tokens verified recently, so a producer posting with one token does not
+    pay for a signature check on every request (plain code, no I/O).
+
+    A token is the same signed bytes each time, so its verdict only changes when it
+    expires (checked here on every hit, with the verifier's leeway) or when its key is
+    withdrawn from a JWKS, which takes effect within ``ttl`` seconds.
+    """
+
+    def __init__(
+        self,
+        ttl: float = VERIFIED_TTL,
+        max_size: int = VERIFIED_MAX,
+        leeway: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl
+        self._max_size = max_size
+        self._leeway = leeway
+        self._clock = clock
+        self._entries: dict[str, tuple[Claims, float]] = {}
+
+    def get(self, token: str) -> Claims | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        claims, until = entry
+        if self._clock() >= until:
+            del self._entries[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: Claims) -> None:
+        if self._ttl <= 0 or self._max_size <= 0:
+            return
+        # PyJWT rejects a token once now >= exp + leeway; so does get().
+        until = min(self._clock() + self._ttl, claims.exp + self._leeway)
+        self._entries.pop(token, None)
+        while len(self._entries) >= self._max_size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (claims, until)
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -41,9 +91,14 @@ async def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     """Router guard: every route below it needs a valid token (JWKS keys fetched as needed)."""
     if isinstance(connection.scope.get("state", {}).get(_CLAIMS_KEY), Claims):
         return
-    verifier: TokenVerifier = connection.app.state.verifier
     token = bearer_token(connection)
-    connection.state[_CLAIMS_KEY] = await verifier.verify_async(token)
+    verified: VerifiedTokens = connection.app.state.verified_tokens
+    claims = verified.get(token)
+    if claims is None:
+        verifier: TokenVerifier = connection.app.state.verifier
+        claims = await verifier.verify_async(token)
+        verified.put(token, claims)
+    connection.state[_CLAIMS_KEY] = claims
     connection.state[_TOKEN_KEY] = token
 
 

@@ -17,7 +17,7 @@ _encoder = msgspec.json.Encoder()
 
 
 async def membership_reply(storage: Storage, query: rpc.MembershipQuery) -> rpc.MembershipReply:
-    async with storage.transaction() as tx:
+    async with storage.transaction(read_only=True) as tx:
         channel = await tx.channels.get(query.channel_id)
         if channel is None:
             return rpc.MembershipReply(exists=False, member=False)

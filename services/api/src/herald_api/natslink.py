@@ -30,6 +30,7 @@ class NatsLink:
         self._settings = settings
         self._name = name
         self._client: Client | None = None
+        self._jetstream: JetStreamContext | None = None
         self._task: asyncio.Task[None] | None = None
         self._on_connected: list[OnConnected] = []
         self._on_reconnected: list[Callable[[], None]] = []
@@ -46,10 +47,13 @@ class NatsLink:
         return self._client is not None and self._client.is_connected
 
     def jetstream(self) -> JetStreamContext:
-        """The JetStream context; raises ``unavailable`` before the first connection."""
+        """The JetStream context (one per connection: its ``publish_async`` replies come
+        in on one subscription); raises ``unavailable`` before the first connection."""
         if self._client is None:
             raise HeraldError(ErrorCode.UNAVAILABLE, "not connected to NATS yet")
-        return self._client.jetstream()
+        if self._jetstream is None:
+            self._jetstream = self._client.jetstream()
+        return self._jetstream
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="nats-link")

@@ -46,8 +46,11 @@ class RateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
 
 
-def post_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard for POST handlers: 429 ``rate_limited`` when the token's bucket is empty."""
+async def post_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for POST handlers: 429 ``rate_limited`` when the token's bucket is empty.
+
+    Async although it never waits: litestar runs a plain function guard in a worker thread.
+    """
     limiter: RateLimiter = connection.app.state.rate_limiter
     if not limiter.allow(request_token(connection)):
         raise HeraldError(ErrorCode.RATE_LIMITED, "too many requests for this token; slow down")

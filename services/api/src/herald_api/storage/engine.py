@@ -7,13 +7,15 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from herald_common.config import ConfigError, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Execution option of a connection whose transactions only read (SQLite: plain BEGIN).
+READ_ONLY_OPTION = "herald_read_only"
 
 
 def async_url(settings: Settings) -> str:
@@ -76,8 +78,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_on_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: two writers then queue on busy_timeout
     # instead of failing with "database is locked" when a read lock would need upgrading,
-    # and DDL in migrations is really transactional.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # and DDL in migrations is really transactional. Read-only transactions take no lock
+    # (WAL readers see the last commit), so reads never wait behind a writer's fsync.
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def watch_sqlite_engine(engine: Engine) -> None:
+    """Set up every connection of ``engine`` (sync, or an async engine's ``sync_engine``)
+    the Herald way: WAL, ``synchronous=FULL``, busy timeout, and BEGIN as above."""
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+
+
+def sqlite_sync_url(url: URL) -> URL:
+    """The stdlib-driver URL of the same SQLite database, for :mod:`.sqlitewriter`."""
+    return url.set(drivername="sqlite+pysqlite", query={**url.query, "timeout": str(SQLITE_BUSY_TIMEOUT_MS / 1000)})
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -85,7 +103,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        watch_sqlite_engine(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

@@ -5,7 +5,9 @@ has one writer at a time, so committing each POST on its own caps the api at one
 fsync. Here each write runs in its own savepoint inside a shared transaction: a write that
 fails (a permission check, a constraint) is rolled back alone and its caller gets the
 error, the others commit together, and every caller is answered only after the commit.
-Requests arriving while a commit is in progress form the next batch.
+Requests arriving while a commit is in progress form the next batch. A store may run the
+writes only at the commit (SQLite does, for the whole batch at once): a write failing
+then is reported by its savepoint and answered to its caller alone in the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from herald_api.storage.protocols import Storage, Transaction
+from herald_api.storage.protocols import Savepoint, Storage, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,12 @@ class GroupCommit:
                 return
 
     @staticmethod
-    async def _in_savepoint(tx: Transaction, op: Write) -> Any:
-        async with tx.savepoint():
-            return await op(tx)
+    async def _in_savepoint(tx: Transaction, op: Write) -> tuple[Savepoint, Any]:
+        async with tx.savepoint() as savepoint:
+            return savepoint, await op(tx)
 
     async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any], contextvars.Context]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        outcomes: list[tuple[asyncio.Future[Any], Savepoint | None, Any]] = []
         loop = asyncio.get_running_loop()
         try:
             async with self._storage.transaction() as tx:
@@ -85,11 +87,11 @@ class GroupCommit:
                     if future.cancelled():
                         continue
                     try:
-                        value = await loop.create_task(self._in_savepoint(tx, op), context=context)
+                        done, value = await loop.create_task(self._in_savepoint(tx, op), context=context)
                     except Exception as exc:  # this write alone is rolled back
-                        outcomes.append((future, False, exc))
+                        outcomes.append((future, None, exc))
                     else:
-                        outcomes.append((future, True, value))
+                        outcomes.append((future, done, value))
         except Exception as exc:  # the commit itself failed: nothing of the batch is stored
             log.warning("group commit of %d writes failed: %s", len(batch), type(exc).__name__)
             for _, future, _ in batch:
@@ -97,10 +99,12 @@ class GroupCommit:
                     future.set_exception(exc)
             return
         self.commits += 1
-        for future, ok, value in outcomes:
+        for future, kept, value in outcomes:
             if future.done():
                 continue
-            if ok:
-                future.set_result(value)
-            else:
+            if kept is None:
                 future.set_exception(value)
+            elif kept.failure is not None:  # a deferred write failed: rolled back alone
+                future.set_exception(kept.failure)
+            else:
+                future.set_result(value)

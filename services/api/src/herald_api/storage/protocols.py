@@ -156,8 +156,29 @@ class OutboxRepository(Protocol):
     async def count(self) -> int: ...
 
 
+class Savepoint:
+    """What a caller learns about a savepoint once its transaction has committed.
+
+    A store may defer writes whose result nobody asked for until the transaction next
+    reads or commits (SQLite runs a whole batch of them in one go). When such a write
+    fails, its savepoint is rolled back alone, the transaction goes on, and ``failure``
+    holds the error. A write that failed before the savepoint block ended raises there
+    instead, as usual.
+    """
+
+    __slots__ = ("failure",)
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = None
+
+
 class Transaction(Protocol):
-    """Repositories bound to one database transaction: all or nothing is committed."""
+    """Repositories bound to one database transaction: all or nothing is committed.
+
+    Writes that return nothing (``add``, ``set_content``, ``delete``, ``remove``...) may be
+    deferred until the next read or the commit: their errors then surface there (from the
+    read, from the end of the ``transaction()`` block, or in :attr:`Savepoint.failure`).
+    """
 
     @property
     def messages(self) -> MessageRepository: ...
@@ -168,14 +189,19 @@ class Transaction(Protocol):
     @property
     def outbox(self) -> OutboxRepository: ...
 
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        """A nested block: rolled back alone when it raises, kept when the transaction commits."""
+    def savepoint(self) -> AbstractAsyncContextManager[Savepoint]:
+        """A nested block: rolled back alone when it raises, kept when the transaction commits
+        (unless a write deferred into it fails later: see :class:`Savepoint`)."""
         ...
 
 
 class Storage(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """Commits when the block exits normally, rolls back when it raises."""
+    def transaction(self, *, read_only: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """Commits when the block exits normally, rolls back when it raises.
+
+        ``read_only`` transactions may not write (a write raises ``RuntimeError``) and do
+        not take SQLite's write lock, so they never wait behind writers.
+        """
         ...
 
     async def migrate(self) -> list[int]:

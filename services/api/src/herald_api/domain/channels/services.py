@@ -49,13 +49,13 @@ class ChannelService:
         return channel
 
     async def list_visible(self, claims: Claims) -> list[Channel]:
-        async with self._storage.transaction() as tx:
+        async with self._storage.transaction(read_only=True) as tx:
             if claims.is_admin:
                 return await tx.channels.list_all()
             return await tx.channels.list_for_member(claims.sub)
 
     async def get(self, claims: Claims, channel_id: str) -> Channel:
-        async with self._storage.transaction() as tx:
+        async with self._storage.transaction(read_only=True) as tx:
             return await self._visible(tx, claims, channel_id)
 
     async def rename(self, claims: Claims, channel_id: str, name: str) -> Channel:
@@ -89,6 +89,6 @@ class ChannelService:
             self._notify()
 
     async def members(self, claims: Claims, channel_id: str) -> list[Member]:
-        async with self._storage.transaction() as tx:
+        async with self._storage.transaction(read_only=True) as tx:
             await self._visible(tx, claims, channel_id)
             return await tx.channels.members(channel_id)

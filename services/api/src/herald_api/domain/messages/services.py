@@ -71,7 +71,7 @@ class MessageService:
         return message
 
     async def get(self, claims: Claims, message_id: str) -> Message:
-        async with self._storage.transaction() as tx:
+        async with self._storage.transaction(read_only=True) as tx:
             message = await tx.messages.get(message_id)
             if message is None or not await self._can_read(tx, claims, message):
                 raise _not_found(message_id)
@@ -133,7 +133,7 @@ class MessageService:
             where = MessageFilter(between=(claims.sub, with_user))
         else:
             where = MessageFilter(involving=claims.sub)
-        async with self._storage.transaction() as tx:
+        async with self._storage.transaction(read_only=True) as tx:
             if channel_id is not None:
                 if await tx.channels.get(channel_id) is None:
                     raise HeraldError(ErrorCode.NOT_FOUND, f"channel {channel_id!r} not found")

@@ -65,7 +65,7 @@ class SystemController(Controller):
         relay: OutboxRelay = state.relay
         link: NatsLink = state.nats
         try:
-            async with storage.transaction() as tx:
+            async with storage.transaction(read_only=True) as tx:
                 metrics.outbox_backlog.set(await tx.outbox.count())
         except Exception as exc:
             log.warning("cannot count the outbox backlog: %s", type(exc).__name__)

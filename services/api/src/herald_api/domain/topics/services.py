@@ -33,7 +33,7 @@ class TopicService:
         if decision is Verdict.ALLOW:
             return
         if isinstance(decision, NeedsMembership):
-            async with self._storage.transaction() as tx:
+            async with self._storage.transaction(read_only=True) as tx:
                 if await tx.channels.is_member(decision.channel_id, claims.sub):
                     return
         raise _forbidden(topic)
