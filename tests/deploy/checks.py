@@ -112,7 +112,17 @@ class RenderError(Exception):
 
 
 _KUSTOMIZATION_KEYS = frozenset(
-    {"apiVersion", "kind", "resources", "namespace", "images", "replicas", "secretGenerator", "generatorOptions"}
+    {
+        "apiVersion",
+        "kind",
+        "resources",
+        "namespace",
+        "images",
+        "replicas",
+        "configMapGenerator",
+        "secretGenerator",
+        "generatorOptions",
+    }
 )
 
 
@@ -140,12 +150,7 @@ def _generate_secret(directory: Path, spec: Mapping[str, Any], options: Mapping[
         raise RenderError(f"secretGenerator keys not supported: {sorted(unknown)}")
     if not options.get("disableNameSuffixHash"):
         raise RenderError("secretGenerator needs generatorOptions.disableNameSuffixHash (no name rewriting here)")
-    values: dict[str, str] = {}
-    for env in spec.get("envs", []):
-        values.update(_env_file(directory / env))
-    for literal in spec.get("literals", []):
-        key, _, value = str(literal).partition("=")
-        values[key] = value
+    values = _generator_values(directory, spec)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -153,6 +158,41 @@ def _generate_secret(directory: Path, spec: Mapping[str, Any], options: Mapping[
         "type": spec.get("type", "Opaque"),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
     }
+
+
+def _generator_values(directory: Path, spec: Mapping[str, Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for env in spec.get("envs", []):
+        values.update(_env_file(directory / env))
+    for literal in spec.get("literals", []):
+        key, _, value = str(literal).partition("=")
+        values[key] = value
+    return values
+
+
+def _generate_config_map(
+    directory: Path, spec: Mapping[str, Any], options: Mapping[str, Any], objects: list[Manifest]
+) -> Manifest | None:
+    """A new ConfigMap (behavior create), or None after merging into / replacing the data
+    of the one of that name the resources hold."""
+    unknown = set(spec) - {"name", "envs", "literals", "behavior"}
+    if unknown:
+        raise RenderError(f"configMapGenerator keys not supported: {sorted(unknown)}")
+    if not options.get("disableNameSuffixHash"):
+        raise RenderError("configMapGenerator needs generatorOptions.disableNameSuffixHash (no name rewriting here)")
+    values = _generator_values(directory, spec)
+    behavior = spec.get("behavior", "create")
+    existing = find(objects, "ConfigMap", spec["name"])
+    if behavior == "create":
+        if existing is not None:
+            raise RenderError(f"configMapGenerator {spec['name']}: already exists (use behavior merge or replace)")
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": spec["name"]}, "data": values}
+    if behavior not in ("merge", "replace"):
+        raise RenderError(f"configMapGenerator {spec['name']}: unknown behavior {behavior!r}")
+    if existing is None:
+        raise RenderError(f"configMapGenerator {spec['name']}: no ConfigMap of that name to {behavior}")
+    existing["data"] = {**existing.get("data", {}), **values} if behavior == "merge" else values
+    return None
 
 
 def _set_image(image: str, rule: Mapping[str, Any]) -> str:
@@ -177,9 +217,13 @@ def render_kustomization(directory: Path) -> list[Manifest]:
         path = (directory / resource).resolve()
         objects.extend(render_kustomization(path) if path.is_dir() else load_documents(path))
     options = kustomization.get("generatorOptions", {})
+    objects = copy.deepcopy(objects)
+    for spec in kustomization.get("configMapGenerator", []):
+        generated = _generate_config_map(directory, spec, options, objects)
+        if generated is not None:
+            objects.append(generated)
     for spec in kustomization.get("secretGenerator", []):
         objects.append(_generate_secret(directory, spec, options))
-    objects = copy.deepcopy(objects)
     for rule in kustomization.get("images", []):
         for _, pod in pod_specs(objects):
             for container in pod.get("containers", []) + pod.get("initContainers", []):
@@ -541,6 +585,37 @@ def check_gateway_scaling(objects: list[Manifest]) -> Problems:
     return problems
 
 
+def trust_problems(trusted: list[str]) -> Problems:
+    """What is wrong with a HERALD_TRUSTED_PROXIES value on its own (it parses: settings did that)."""
+    return [
+        f"HERALD_TRUSTED_PROXIES trusts every address ({entry}): any client could name its own"
+        for entry in trusted
+        if ipaddress.ip_network(entry).prefixlen == 0
+    ]
+
+
+def check_client_addresses(objects: list[Manifest]) -> Problems:
+    """Gateways behind an Ingress trust its controller's X-Forwarded-For
+    (HERALD_TRUSTED_PROXIES), so their per-IP limits count clients rather than controller
+    pods, and they do not trust everyone. The base leaves the value to overlays."""
+    config = find(objects, "ConfigMap", "herald-config")
+    ws_path = settings_with(config.get("data", {}) if config else {}).gateway_path
+    behind_ingress = any(ws_path in ingress_backends(o) for o in objects if o["kind"] == "Ingress")
+    problems: Problems = []
+    for workload, _, container in containers(objects):
+        if herald_service(container) != "gateway":
+            continue
+        env, _ = container_env(objects, container)
+        trusted = settings_with(env).trusted_proxies
+        problems.extend(f"{where(workload, container)}: {p}" for p in trust_problems(trusted))
+        if behind_ingress and not trusted:
+            problems.append(
+                f"{where(workload, container)}: behind an Ingress with HERALD_TRUSTED_PROXIES empty, every client "
+                "of one controller pod shares the per-IP limits"
+            )
+    return problems
+
+
 def _sleep_seconds(container: Manifest) -> float:
     pre_stop = container.get("lifecycle", {}).get("preStop", {})
     if "sleep" in pre_stop:
@@ -804,6 +879,63 @@ def check_compose_nats(compose: Mapping[str, Any], root: Path = ROOT) -> Problem
     return problems
 
 
+def compose_proxies(compose: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The reverse proxies (nginx) of the compose file."""
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if image_repository(service.get("image", "")) == "nginx"
+    }
+
+
+def check_compose_client_addresses(compose: Mapping[str, Any]) -> Problems:
+    """The gateways trust X-Forwarded-For from the proxy's address and from no address
+    another container or the host could come from: the proxy has a fixed ipv4_address in
+    the default network's explicit subnet, outside the range Docker hands out, and
+    HERALD_TRUSTED_PROXIES covers it but neither that range nor the network's gateway
+    (where Docker's userland proxy makes connections from the host appear to come from)."""
+    problems = []
+    pools = compose.get("networks", {}).get("default", {}).get("ipam", {}).get("config", [])
+    dynamic = [ipaddress.ip_network(p.get("ip_range", p["subnet"])) for p in pools]
+    gateways = [
+        ipaddress.ip_address(p["gateway"]) if "gateway" in p else next(ipaddress.ip_network(p["subnet"]).hosts())
+        for p in pools
+    ]
+    proxy_addresses = []
+    for name, service in compose_proxies(compose).items():
+        networks = service.get("networks", {})
+        fixed = networks.get("default", {}).get("ipv4_address") if isinstance(networks, dict) else None
+        if fixed is None:
+            problems.append(f"{name}: no fixed ipv4_address on the default network for the gateways to trust")
+            continue
+        address = ipaddress.ip_address(fixed)
+        proxy_addresses.append(address)
+        if not any(address in ipaddress.ip_network(p["subnet"]) for p in pools):
+            problems.append(f"{name}: {address} is not in an explicit subnet of the default network")
+        if any(address in r for r in dynamic):
+            problems.append(f"{name}: {address} is in the range Docker hands out; another container may get it")
+    for name, service in compose["services"].items():
+        if compose_role(name, service) != "gateway":
+            continue
+        trusted = settings_with(compose_env(service)).trusted_proxies
+        problems.extend(f"{name}: {p}" for p in trust_problems(trusted))
+        if not trusted:
+            problems.append(f"{name}: HERALD_TRUSTED_PROXIES is empty: every client shares the proxy's per-IP limits")
+            continue
+        networks = [ipaddress.ip_network(entry) for entry in trusted]
+        for address in proxy_addresses:
+            if not any(address in n for n in networks):
+                problems.append(f"{name}: HERALD_TRUSTED_PROXIES does not include the proxy's address {address}")
+        for network in networks:
+            for pool in dynamic:
+                if network.version == pool.version and network.overlaps(pool):
+                    problems.append(f"{name}: HERALD_TRUSTED_PROXIES trusts {network}, which overlaps {pool}")
+            for gateway in gateways:
+                if gateway in network:
+                    problems.append(f"{name}: HERALD_TRUSTED_PROXIES trusts the network gateway {gateway}")
+    return problems
+
+
 # nginx ---------------------------------------------------------------------------------
 
 
@@ -899,6 +1031,10 @@ def check_nginx(conf: Directive, compose: Mapping[str, Any], min_timeout: float 
             connection = headers.get("connection", [""])[0]
             if connection != "upgrade" and not _maps_to_upgrade(http[0], connection):
                 problems.append(f"nginx: {path} does not send Connection: upgrade")
+            trusting = any(settings_with(compose_env(services[g])).trusted_proxies for g in gateways)
+            forwarded = headers.get("x-forwarded-for", [""])[0]
+            if trusting and forwarded not in ("$proxy_add_x_forwarded_for", "$remote_addr"):
+                problems.append(f"nginx: {path} does not send X-Forwarded-For, which the gateways trust")
             if location.first_args("proxy_http_version") != ["1.1"]:
                 problems.append(f"nginx: {path} needs proxy_http_version 1.1")
             for timeout in ("proxy_read_timeout", "proxy_send_timeout"):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from herald_common.config import ConfigError
 from tests.deploy import checks
 from tests.support.procs import nats_server_binary
 
@@ -63,6 +64,7 @@ COMPOSE_CHECKS = [
     checks.check_compose_secrets,
     checks.check_compose_herald,
     checks.check_compose_nats,
+    checks.check_compose_client_addresses,
 ]
 
 
@@ -170,6 +172,59 @@ def test_nats_server_accepts_the_compose_configuration() -> None:
     assert result.returncode == 0, result.stderr
 
 
+# Client addresses behind the proxy --------------------------------------------------------
+
+
+def gateway_env(compose: dict[str, Any]) -> dict[str, Any]:
+    env: dict[str, Any] = compose["services"]["gateway-1"]["environment"]
+    return env
+
+
+def test_gateways_trust_only_the_proxy(compose: dict[str, Any]) -> None:
+    proxy = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
+    for name in ("gateway-1", "gateway-2"):
+        settings = checks.settings_with(checks.compose_env(compose["services"][name]))
+        assert settings.trusted_proxies == [proxy]
+        # Back to the defaults: the gateways now see each client's own address.
+        assert settings.max_connections_per_ip == 200
+        assert (settings.connect_rate_per_ip, settings.connect_burst_per_ip) == (50.0, 100)
+
+
+def test_untrusted_proxy_is_reported(compose: dict[str, Any]) -> None:
+    gateway_env(compose)["HERALD_TRUSTED_PROXIES"] = "10.213.57.201"
+    problems = checks.check_compose_client_addresses(compose)
+    assert reports(problems, "gateway-1: HERALD_TRUSTED_PROXIES does not include the proxy's address 10.213.57.200")
+    del gateway_env(compose)["HERALD_TRUSTED_PROXIES"]
+    assert reports(checks.check_compose_client_addresses(compose), "gateway-2: HERALD_TRUSTED_PROXIES is empty")
+
+
+def test_trusting_the_whole_network_is_reported(compose: dict[str, Any]) -> None:
+    gateway_env(compose)["HERALD_TRUSTED_PROXIES"] = "10.213.57.0/24"
+    problems = checks.check_compose_client_addresses(compose)
+    assert reports(problems, "trusts 10.213.57.0/24, which overlaps 10.213.57.0/25")
+    assert reports(problems, "trusts the network gateway 10.213.57.1")
+    gateway_env(compose)["HERALD_TRUSTED_PROXIES"] = "0.0.0.0/0"
+    assert reports(checks.check_compose_client_addresses(compose), "trusts every address (0.0.0.0/0)")
+
+
+def test_proxy_address_docker_may_hand_out_is_reported(compose: dict[str, Any]) -> None:
+    compose["services"]["proxy"]["networks"]["default"]["ipv4_address"] = "10.213.57.20"
+    gateway_env(compose)["HERALD_TRUSTED_PROXIES"] = "10.213.57.20"
+    problems = checks.check_compose_client_addresses(compose)
+    assert reports(problems, "proxy: 10.213.57.20 is in the range Docker hands out")
+    del compose["networks"]
+    problems = checks.check_compose_client_addresses(compose)
+    assert reports(problems, "proxy: 10.213.57.20 is not in an explicit subnet")
+    del compose["services"]["proxy"]["networks"]
+    assert reports(checks.check_compose_client_addresses(compose), "proxy: no fixed ipv4_address")
+
+
+def test_bad_trusted_proxies_stop_the_check(compose: dict[str, Any]) -> None:
+    gateway_env(compose)["HERALD_TRUSTED_PROXIES"] = "proxy"
+    with pytest.raises(ConfigError, match="'proxy' is not an IP address"):
+        checks.check_compose_client_addresses(compose)
+
+
 # nginx ---------------------------------------------------------------------------------
 
 
@@ -188,6 +243,16 @@ def test_nginx_without_upgrade_headers_is_reported(compose: dict[str, Any]) -> N
     problems = checks.check_nginx(checks.parse_nginx(text), compose)
     assert reports(problems, "/ws does not pass the Upgrade header")
     assert reports(problems, "/ws does not send Connection: upgrade")
+
+
+def test_nginx_without_forwarded_for_is_reported(compose: dict[str, Any]) -> None:
+    line = "never the client's own.\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+    text = NGINX_TEXT.replace(line, "never the client's own.")
+    assert text != NGINX_TEXT
+    problems = checks.check_nginx(checks.parse_nginx(text), compose)
+    assert problems == ["nginx: /ws does not send X-Forwarded-For, which the gateways trust"]
+    del gateway_env(compose)["HERALD_TRUSTED_PROXIES"]
+    assert checks.check_nginx(checks.parse_nginx(text), compose) == []
 
 
 def test_nginx_connection_map_must_default_to_upgrade(compose: dict[str, Any]) -> None:

@@ -150,13 +150,16 @@ ALL_CHECKS: list[CheckFn] = [
     checks.check_nats_k8s,
 ]
 
+#: Checks the base alone cannot pass: it leaves these to overlays.
+OVERLAY_CHECKS: list[CheckFn] = [checks.check_secret_refs, checks.check_client_addresses]
+
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
 def test_base_passes(check: CheckFn, base: list[Manifest]) -> None:
     assert check(base) == []
 
 
-@pytest.mark.parametrize("check", [*ALL_CHECKS, checks.check_secret_refs], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", [*ALL_CHECKS, *OVERLAY_CHECKS], ids=lambda c: c.__name__)
 def test_overlay_passes(check: CheckFn, overlay: list[Manifest]) -> None:
     assert check(overlay) == []
 
@@ -360,3 +363,43 @@ def test_nats_server_accepts_the_configuration(tmp_path: Path, base: list[Manife
     conf.write_text(conf.read_text().replace("sync_interval: always", "sync_interval: always always"))
     bad = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, env=env, timeout=20)
     assert bad.returncode != 0
+
+
+# Client addresses ----------------------------------------------------------------------
+
+
+def test_overlay_trusts_the_ingress_controller_pods(overlay: list[Manifest]) -> None:
+    env, _ = checks.container_env(overlay, container(overlay, "gateway"))
+    settings = checks.settings_with(env)
+    assert settings.trusted_proxies == ["10.244.0.0/16"]
+    # The per-IP limits are the defaults again: they count clients, not controller pods.
+    assert settings.max_connections_per_ip == 200
+    assert (settings.connect_rate_per_ip, settings.connect_burst_per_ip) == (50.0, 100)
+
+
+def test_base_leaves_the_trusted_proxies_to_overlays(base: list[Manifest]) -> None:
+    assert obj(base, "ConfigMap", "herald-config")["data"]["HERALD_TRUSTED_PROXIES"] == ""
+    assert reports(checks.check_client_addresses(base), "behind an Ingress with HERALD_TRUSTED_PROXIES empty")
+
+
+def test_trusting_everyone_is_reported(broken: list[Manifest]) -> None:
+    obj(broken, "ConfigMap", "herald-config")["data"]["HERALD_TRUSTED_PROXIES"] = "10.0.0.0/8,::/0"
+    assert reports(checks.check_client_addresses(broken), "trusts every address (::/0)")
+
+
+def test_renderer_merges_and_creates_config_maps(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {A: '1', B: '2'}\n"
+    )
+    (tmp_path / "base" / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources: [base]\ngeneratorOptions: {disableNameSuffixHash: true}\nconfigMapGenerator:\n"
+        "  - {name: c, behavior: merge, literals: [B=3, C=4]}\n  - {name: d, literals: [E=5]}\n"
+    )
+    objects = checks.render_kustomization(tmp_path)
+    assert obj(objects, "ConfigMap", "c")["data"] == {"A": "1", "B": "3", "C": "4"}
+    assert obj(objects, "ConfigMap", "d")["data"] == {"E": "5"}
+    (tmp_path / "base" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    with pytest.raises(checks.RenderError, match="no ConfigMap of that name to merge"):
+        checks.render_kustomization(tmp_path)

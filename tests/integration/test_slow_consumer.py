@@ -42,6 +42,7 @@ async def reader(url: str, user: str, latencies: list[float], stop: asyncio.Even
         await ws.send(json.dumps({"type": "subscribe", "topic": "slow.feed"}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
         count = 0
+        last: int | None = None
         while not stop.is_set():
             try:
                 raw = await asyncio.wait_for(ws.recv(), 1)
@@ -50,6 +51,8 @@ async def reader(url: str, user: str, latencies: list[float], stop: asyncio.Even
             msg = json.loads(raw)
             if msg["type"] == "message":
                 latencies.append(time.time() - msg["data"]["t"])
+                assert last is None or msg["offset"] == last + 1, f"{user}: {msg['offset']} after {last}"
+                last = msg["offset"]
                 count += 1
         return count
 
@@ -121,10 +124,18 @@ async def scenario(stack: Stack, nats_url: str) -> None:
     assert growth < 32 * 1024
 
 
-def test_slow_consumer_is_cut_off_without_hurting_others(nats_server: NatsServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", ["0", "2"], ids=["loop-writes", "parallel-writes"])
+def test_slow_consumer_is_cut_off_without_hurting_others(
+    nats_server: NatsServer, tmp_path: Path, parallel: str
+) -> None:
+    """Also with every flush written from two threads (raw writes, the rest through the transport)."""
     stack = Stack(nats=nats_server, root=tmp_path)
     try:
-        stack.start_gateway(HERALD_MAX_PENDING_BYTES=str(MAX_PENDING), HERALD_MAX_FRAME_BYTES="65536")
+        stack.start_gateway(
+            HERALD_MAX_PENDING_BYTES=str(MAX_PENDING),
+            HERALD_MAX_FRAME_BYTES="65536",
+            HERALD_GATEWAY_PARALLEL_WRITES=parallel,
+        )
         asyncio.run(scenario(stack, nats_server.url))
         with urllib.request.urlopen(f"http://127.0.0.1:{stack.gateways[0].metrics_port}/metrics", timeout=5) as r:
             metrics = r.read().decode()

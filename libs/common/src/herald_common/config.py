@@ -8,8 +8,9 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
@@ -88,6 +89,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     gateway_reuse_port: Annotated[
         bool, _doc("Set SO_REUSEPORT on the listener so several gateway processes can share the port.")
     ] = False
+    gateway_parallel_writes: Annotated[
+        Annotated[int, Meta(ge=0)],
+        _doc(
+            "A flush to at least this many sockets at once is written from two threads, so the send "
+            "system calls use two cores (see docs/performance.md); 0 writes from the event loop only."
+        ),
+    ] = 256
     auth_timeout: Annotated[Seconds, _doc("Seconds a new socket has to send its `auth` frame (then 4001).")] = 5.0
     max_frame_bytes: Annotated[Positive, _doc("Largest WebSocket frame accepted from a client (then 1009).")] = 65536
     max_subscriptions: Annotated[Positive, _doc("Subscriptions one connection may hold.")] = 100
@@ -117,6 +125,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     connect_burst_per_ip: Annotated[
         Positive, _doc("Handshakes one client IP may make at once before the rate applies.")
     ] = 100
+    trusted_proxies: Annotated[
+        list[str],
+        _doc(
+            "IP addresses or CIDR networks (IPv4, IPv6) of reverse proxies, comma separated. A socket from one "
+            "of them counts as the client found in X-Forwarded-For (the rightmost address that is not a trusted "
+            "proxy) for the per-IP limits; empty trusts no one and counts the socket's peer address."
+        ),
+    ] = msgspec.field(default_factory=list)
     frames_per_second: Annotated[
         Annotated[float, Meta(gt=0)], _doc("Frames per second one connection may send (then `rate_limited`).")
     ] = 50.0
@@ -177,6 +193,18 @@ def _parse_value(name: str, raw: str) -> Any:
     return raw
 
 
+def _ip_networks(entries: list[str]) -> None:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR network ({exc})") from None
+
+
+#: Checks msgspec's types cannot express, by field; each raises ValueError naming the bad part.
+_CHECKS: dict[str, Callable[[Any], None]] = {"trusted_proxies": _ip_networks}
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read settings from ``environ`` (``os.environ`` by default).
 
@@ -201,8 +229,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     raw.update(overrides)
     for name, value in raw.items():
         try:
-            msgspec.convert(value, fields[name], strict=False)
-        except msgspec.ValidationError as exc:
+            converted = msgspec.convert(value, fields[name], strict=False)
+            check = _CHECKS.get(name)
+            if check is not None:
+                check(converted)
+        except ValueError as exc:  # msgspec.ValidationError is one too
             raise ConfigError(f"{PREFIX}{name.upper()}={value!r} is invalid: {exc}") from None
     return msgspec.convert(raw, Settings, strict=False)
 

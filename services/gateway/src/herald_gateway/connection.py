@@ -33,9 +33,23 @@ from herald_gateway.recovery import Recovery
 from herald_gateway.session import Session
 
 
+def raw_fd(transport: object) -> int:
+    """The descriptor of a plain TCP transport's socket, or -1 (TLS, or none to be had)."""
+    get = getattr(transport, "get_extra_info", None)
+    if get is None or get("sslcontext") is not None or get("ssl_object") is not None:
+        return -1
+    sock = get("socket")
+    try:
+        fd = int(sock.fileno()) if sock is not None else -1
+    except (OSError, ValueError, AttributeError):
+        return -1
+    return fd
+
+
 class ClientConnection:
     __slots__ = (
         "_closer",
+        "_fd",
         "_out",
         "_out_bytes",
         "_outbox",
@@ -70,6 +84,8 @@ class ClientConnection:
         #: frames waiting for the outbox's flush, and their size
         self._out: list[bytes] = []
         self._out_bytes = 0
+        #: the socket's descriptor for raw writes (-1: always write through the transport)
+        self._fd = raw_fd(self.transport)
 
     @property
     def pending_bytes(self) -> int:
@@ -129,6 +145,36 @@ class ClientConnection:
         transport = self.transport
         if self._protocol.state is State.OPEN and not transport.is_closing():
             transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def take_raw(self) -> tuple[int, bytes] | None:
+        """The waiting frames for a raw write to the socket, when that keeps the byte order.
+
+        Only when the transport holds nothing: anything it buffers must go out first, so
+        then the frames are written through it here and ``None`` is returned.
+        """
+        out = self._out
+        if not out:
+            return None
+        transport = self.transport
+        if self._fd < 0 or transport.get_write_buffer_size() or self._protocol.state is not State.OPEN:
+            self.flush()
+            return None
+        if transport.is_closing():
+            self._out = []
+            self._out_bytes = 0
+            return None
+        self._out = []
+        self._out_bytes = 0
+        return self._fd, out[0] if len(out) == 1 else b"".join(out)
+
+    def write_rest(self, data: bytes, sent: int) -> None:
+        """What a raw write left (``sent`` bytes went, -1 if it failed) goes through the transport."""
+        if sent < 0:
+            # The same write through the transport fails the same way, and the transport
+            # then closes the connection as for any failed write.
+            self.transport.write(data)
+        elif sent < len(data):
+            self.transport.write(data[sent:])
 
     async def _close(self, code: int, reason: str) -> None:
         # ``close`` waits for the write buffer to drain before its own timeout starts, so

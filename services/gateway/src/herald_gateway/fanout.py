@@ -14,14 +14,21 @@ instead of each paying one. A lone frame is written as the very object fan-out b
 Backpressure is the transport's own write buffer plus what waits in the outbox: a
 recipient that would pass its byte bound gets nothing and is returned as slow, for the
 caller to close with 4009.
+
+A large flush can be written from two threads at once (:class:`ParallelWriter`): the
+time goes into the ``send`` system calls, and uvloop makes them holding the GIL, one
+after the other on one core. Written with ``os.write`` on the sockets' descriptors
+instead, the calls release the GIL and two threads keep two cores sending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from herald_gateway.recovery import Recovery, RecoveryState
@@ -46,15 +53,65 @@ def text_frame(payload: bytes) -> bytes:
 class Flushable(Protocol):
     def flush(self) -> None: ...
 
+    def take_raw(self) -> tuple[int, bytes] | None:
+        """The waiting frames and the descriptor to write them to, if a raw write keeps order."""
+        ...
+
+    def write_rest(self, data: bytes, sent: int) -> None:
+        """Hand what a raw write did not send (``sent`` bytes went; -1: it failed) to the transport."""
+        ...
+
+
+def write_raw(jobs: Sequence[tuple[int, bytes]]) -> list[int]:
+    """``os.write`` each job's bytes to its non-blocking descriptor: bytes sent, 0 if full, -1 on error."""
+    sent: list[int] = []
+    write = os.write
+    for fd, data in jobs:
+        try:
+            sent.append(write(fd, data))
+        except BlockingIOError:
+            sent.append(0)
+        except OSError:  # the transport finds the same error on its own write and closes
+            sent.append(-1)
+    return sent
+
+
+class ParallelWriter:
+    """Writes the raw jobs of a large flush half in the calling thread, half in a helper thread.
+
+    The caller blocks until both halves are done, so no other code touches a socket in
+    between; the system calls release the GIL and run on two cores at once.
+    """
+
+    def __init__(self, min_batch: int) -> None:
+        #: flushes with fewer connections than this are written the usual way
+        self.min_batch = max(2, min_batch)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="herald-write")
+
+    def write(self, jobs: Sequence[tuple[int, bytes]]) -> list[int]:
+        half = len(jobs) // 2
+        other = self._executor.submit(write_raw, jobs[half:])
+        try:
+            mine = write_raw(jobs[:half])
+        finally:
+            theirs = other.result()
+        return mine + theirs
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
 
 class Outbox:
     """Connections with frames waiting; all flushed once at the end of the loop iteration."""
 
-    __slots__ = ("_dirty", "_schedule", "_scheduled")
+    __slots__ = ("_dirty", "_schedule", "_scheduled", "_writer")
 
-    def __init__(self, schedule: Callable[[Callable[[], None]], object] | None = None) -> None:
+    def __init__(
+        self, schedule: Callable[[Callable[[], None]], object] | None = None, writer: ParallelWriter | None = None
+    ) -> None:
         #: how to run :meth:`flush` soon; the running loop's ``call_soon`` by default
         self._schedule = schedule
+        self._writer = writer
         self._dirty: list[Flushable] = []
         self._scheduled = False
 
@@ -69,11 +126,38 @@ class Outbox:
     def flush(self) -> None:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
+        writer = self._writer
+        if writer is not None and len(dirty) >= writer.min_batch:
+            self._flush_parallel(dirty, writer)
+            return
         for conn in dirty:
             try:
                 conn.flush()
             except Exception:  # one broken socket must not cost the others their frames
                 log.warning("writing to a client failed", exc_info=True)
+
+    @staticmethod
+    def _flush_parallel(dirty: list[Flushable], writer: ParallelWriter) -> None:
+        owners: list[Flushable] = []
+        jobs: list[tuple[int, bytes]] = []
+        for conn in dirty:
+            try:
+                job = conn.take_raw()
+            except Exception:
+                log.warning("writing to a client failed", exc_info=True)
+                continue
+            if job is not None:
+                owners.append(conn)
+                jobs.append(job)
+        if not jobs:
+            return
+        sent = writer.write(jobs)
+        for conn, (_, data), count in zip(owners, jobs, sent, strict=True):
+            if count != len(data):
+                try:
+                    conn.write_rest(data, count)
+                except Exception:
+                    log.warning("writing to a client failed", exc_info=True)
 
 
 class Transport(Protocol):

@@ -56,7 +56,7 @@ from herald_common.rpc import MEMBERSHIP_SUBJECT, MembershipQuery, MembershipRep
 from herald_common.streams import TOPICS_STREAM, ensure_streams, epoch_of
 from herald_common.tokens import TokenVerifier
 from herald_common.topics import live_subject, matches, pattern_subject, subject_topic, topic_subject
-from herald_gateway import fanout
+from herald_gateway import clientip, fanout
 from herald_gateway.actions import (
     Action,
     AddInterest,
@@ -103,13 +103,16 @@ class Gateway:
         self._connect_rate = KeyedBuckets(settings.connect_rate_per_ip, settings.connect_burst_per_ip)
         self.per_ip = Counter(settings.max_connections_per_ip)
         self.per_user = Counter(settings.max_connections_per_user)
+        self._trusted = clientip.TrustedProxies.parse(settings.trusted_proxies)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self.epoch = "0"
         self.listening = False
         self.connections: set[ClientConnection] = set()
         self.interest: Interest[ClientConnection] = Interest()
-        self._outbox = fanout.Outbox()
+        parallel = settings.gateway_parallel_writes
+        self._writer = fanout.ParallelWriter(parallel) if parallel else None
+        self._outbox = fanout.Outbox(writer=self._writer)
         self._nats_subs: dict[str, Subscription] = {}
         #: pattern -> where its live subscription stands, and the lock that serialises
         #: its deliveries (live, gap fills and catch-ups) so they stay in order.
@@ -556,13 +559,13 @@ class Gateway:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if urlsplit(request.path).path != self._settings.gateway_path:
             return connection.respond(404, "not found\n")
-        if not self._connect_rate.take(_client_ip(connection), time.monotonic()):
+        if not self._connect_rate.take(_client_ip(connection, self._trusted), time.monotonic()):
             self.metrics.refused.labels(reason="connect_rate").inc()
             return connection.respond(429, "too many connection attempts\n")
         return None
 
     async def handler(self, ws: ServerConnection) -> None:
-        ip = _client_ip(ws)
+        ip = _client_ip(ws, self._trusted)
         if not self.per_ip.acquire(ip):
             self.metrics.refused.labels(reason="per_ip").inc()
             await ws.close(int(CloseCode.POLICY_LIMIT), "too many connections from this address")
@@ -621,6 +624,8 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
+        if self._writer is not None:
+            self._writer.close()
 
 
 def _reconnects(nc: Client) -> int:
@@ -641,11 +646,18 @@ def _tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _client_ip(connection: ServerConnection) -> str:
+def _client_ip(connection: ServerConnection, trusted: clientip.TrustedProxies) -> str:
+    """The address the per-IP limits count: the peer's, or the client a trusted proxy names.
+
+    Read from the handshake request, which stays the same for the connection's life, so
+    the handshake rate and the connection count agree on it.
+    """
     address = connection.remote_address
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return "unknown"
+    peer = str(address[0]) if isinstance(address, tuple) and address else "unknown"
+    request = connection.request
+    if not trusted or request is None:
+        return peer
+    return clientip.client_address(peer, request.headers.get_all(clientip.FORWARDED_FOR), trusted)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
