@@ -18,7 +18,7 @@ HERALD = Path(sys.executable).parent / "herald"
 
 pytestmark = pytest.mark.integration
 
-FANOUT = ("fanout_herald", "fanout_native", "fanout_herald_2gw")
+FANOUT = ("fanout_herald", "fanout_native", "fanout_herald_multi")
 IDLE = ("idle_herald", "idle_native")
 
 
@@ -42,7 +42,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.mark.timeout(120)
 def test_no_section_failed(results: dict[str, Any]) -> None:
     sections = results["sections"]
-    assert set(sections) == {*FANOUT, *IDLE, "end_to_end"}
+    assert set(sections) == {*FANOUT, "latency", *IDLE, "end_to_end"}
     assert {name: s["error"] for name, s in sections.items() if "error" in s} == {}
 
 
@@ -61,6 +61,24 @@ def test_fanout_targets_delivered(results: dict[str, Any], name: str) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_latency_rounds_measured(results: dict[str, Any]) -> None:
+    section = results["sections"]["latency"]
+    rounds = section["rounds"]
+    assert set(rounds) == {"herald", "nats-native", "herald-2proc"}
+    for name, measured in rounds.items():
+        assert len(measured) == results["config"]["latency_rounds"], name
+        assert all(m["deliveries"] > 0 and m["latency"]["p99_ms"] is not None for m in measured), name
+        assert section["median"][name]["p99_ms"] is not None
+
+
+@pytest.mark.timeout(120)
+def test_multi_process_gateway_used_every_worker(results: dict[str, Any]) -> None:
+    fixed = results["sections"]["fanout_herald_multi"]["fixed"]
+    workers = [name for name in fixed["cpu_pct"] if name.startswith("gateway-")]
+    assert len(workers) == results["config"]["gateway_workers"]
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", IDLE)
 def test_idle_sections_measured(results: dict[str, Any], name: str) -> None:
     section = results["sections"][name]
@@ -75,4 +93,8 @@ def test_end_to_end_measured(results: dict[str, Any]) -> None:
     assert measured["published"] > 0
     assert measured["deliveries"] > 0
     assert measured["latency"]["samples"] > 0
+    # every POST answered 201 has its request latency (a failed one may have one too)
+    answered = measured["request_latency"]["samples"]
+    assert measured["published"] <= answered <= measured["published"] + measured["publish_failed"]
+    assert len(measured["cpu_pct"]["load_processes"]) == results["config"]["processes"]
     assert results["machine"]["cpus"]

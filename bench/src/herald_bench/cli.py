@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvloop
 
-from herald_bench.config import FULL, QUICK, Config
+from herald_bench.config import FULL, QUICK, SECTIONS, Config
 from herald_bench.report import render, write_json
 from herald_bench.runner import Bench
 
@@ -31,6 +31,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-clients", type=int, metavar="N", help=f"idle connections (default {FULL.idle_clients})")
     parser.add_argument("--post-rate", type=float, metavar="POST/S", help=f"REST rate (default {FULL.post_rate})")
     parser.add_argument(
+        "--latency-rate",
+        type=float,
+        metavar="MSG/S",
+        help=f"publish rate of the latency rounds (default {FULL.latency_rate})",
+    )
+    parser.add_argument(
+        "--latency-rounds", type=int, metavar="N", help=f"latency rounds (default {FULL.latency_rounds})"
+    )
+    parser.add_argument(
+        "--workers",
+        dest="gateway_workers",
+        type=int,
+        metavar="N",
+        help=f"processes of the multi-process gateway target (default {FULL.gateway_workers})",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default all)",
+    )
+    parser.add_argument(
         "--output", type=Path, metavar="FILE", help="JSON file (default bench-results/bench-<time>.json)"
     )
     return parser
@@ -40,12 +61,30 @@ def config_from(args: argparse.Namespace) -> Config:
     base = QUICK if args.quick else FULL
     changes = {
         name: getattr(args, name)
-        for name in ("clients", "processes", "rate", "seconds", "payload", "idle_clients", "post_rate")
+        for name in (
+            "clients",
+            "processes",
+            "rate",
+            "seconds",
+            "payload",
+            "idle_clients",
+            "post_rate",
+            "latency_rate",
+            "latency_rounds",
+            "gateway_workers",
+        )
         if getattr(args, name) is not None
     }
     for name, value in changes.items():
         if value <= 0:
-            raise SystemExit(f"herald bench: --{name.replace('_', '-')} must be positive")
+            flag = "--workers" if name == "gateway_workers" else f"--{name.replace('_', '-')}"
+            raise SystemExit(f"herald bench: {flag} must be positive")
+    if args.only is not None:
+        chosen = tuple(dict.fromkeys(part.strip() for part in args.only.split(",") if part.strip()))
+        unknown = [part for part in chosen if part not in SECTIONS]
+        if unknown or not chosen:
+            raise SystemExit(f"herald bench: --only takes sections of {','.join(SECTIONS)}, got {args.only!r}")
+        changes["sections"] = chosen
     return base.replace(**changes)
 
 

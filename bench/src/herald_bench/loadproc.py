@@ -11,6 +11,9 @@ dict. Commands:
 ``collect``    the latencies (raw ``array('q')`` bytes), deliveries, and the CPU time
                this process used since ``reset`` (user + system).
 ``top_up``     replace the clients the server closed since ``open`` (and subscribe them).
+``post``       ``POST /api/messages`` at ``rate`` for ``seconds`` over ``connections``
+               keep-alive connections; answers what :class:`~herald_bench.publishers.Published`
+               holds (the request latencies as raw ``array('q')`` bytes).
 ``close``      close every client (closing handshake, then abort after a timeout).
 ``quit``       exit.
 """
@@ -21,13 +24,16 @@ import asyncio
 import contextlib
 import resource
 import time
+from array import array
 from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
 import uvloop
 
+from herald_bench import publishers
 from herald_bench.clients import HeraldClient, NatsClient, Recorder
+from herald_bench.httpload import ConnectionPool
 from herald_common.tokens import issue_token
 
 OPEN_TIMEOUT = 15.0
@@ -71,6 +77,8 @@ class LoadProcess:
             return {"count": self.recorder.count}
         if op == "collect":
             return self.collect()
+        if op == "post":
+            return await self.post(cmd)
         if op == "close":
             return await self.close()
         raise ValueError(f"unknown command {op!r}")
@@ -178,6 +186,23 @@ class LoadProcess:
             "wall_seconds": time.monotonic() - self._wall0,
             "open": self.open_count(),
             "closed": dict(closes),
+        }
+
+    async def post(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        pool = ConnectionPool(cmd["host"], int(cmd["port"]), int(cmd["connections"]))
+        try:
+            pub = await publishers.rest(
+                pool, cmd["token"], cmd["recipient"], float(cmd["rate"]), float(cmd["seconds"]), int(cmd["size"])
+            )
+        finally:
+            pool.close()
+        return {
+            "sent": pub.sent,
+            "failed": pub.failed,
+            "start_ns": pub.start_ns,
+            "seconds": pub.seconds,
+            "errors": dict(pub.errors),
+            "answers_us": array("q", pub.answers_us).tobytes(),
         }
 
     async def close(self) -> dict[str, Any]:

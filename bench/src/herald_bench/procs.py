@@ -54,6 +54,27 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = START_T
     raise TimeoutError(f"{url} not ready after {timeout:.0f}s")
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the gateway's workers' metrics)."""
+    for _ in range(100):
+        first = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def gateway_pids(service: Service) -> list[int]:
+    """The processes doing a gateway's work: the process itself, or its workers if it has any."""
+    children = Path(f"/proc/{service.pid}/task/{service.pid}/children").read_text().split()
+    return [int(pid) for pid in children] or [service.pid]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process used so far (from /proc/PID/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -165,13 +186,18 @@ class Stack:
             "HERALD_LOG_LEVEL": "warning",
         }
 
-    def gateway(self, port: int | None = None) -> tuple[Service, int]:
-        """Start a gateway with its per-IP and per-connection limits raised for a single-host load."""
-        port = port or free_port()
-        metrics = free_port()
+    def gateway(self, workers: int = 1) -> tuple[Service, int]:
+        """Start a gateway with its per-IP and per-connection limits raised for a single-host load.
+
+        With ``workers`` > 1 it is ``HERALD_GATEWAY_WORKERS`` processes on one port
+        (SO_REUSEPORT); :func:`gateway_pids` lists them.
+        """
+        port = free_port()
+        metrics = free_ports(workers)
         env = self.base_env() | {
             "HERALD_GATEWAY_PORT": str(port),
             "HERALD_GATEWAY_METRICS_PORT": str(metrics),
+            "HERALD_GATEWAY_WORKERS": str(workers),
             # Every benchmark client comes from 127.0.0.1; these limits guard against one
             # abusive address, which here would be the whole load.
             "HERALD_MAX_CONNECTIONS_PER_IP": "1000000",
@@ -180,7 +206,10 @@ class Stack:
         }
         service = Service("gateway", env, self.folder)
         self._services.append(service)
-        service.start(f"http://127.0.0.1:{metrics}/readyz")
+        service.start()
+        assert service.proc is not None
+        for index in range(workers):
+            wait_ready(f"http://127.0.0.1:{metrics + index}/readyz", service.proc)
         return service, port
 
     def api_and_bridge(self) -> str:

@@ -7,7 +7,8 @@ slow acknowledgement delays neither the schedule nor the next stamp.
 - :func:`jetstream` — ``js.publish`` to ``topics.<topic>`` (waits for the stream's ack):
   the real Herald path (stored in HERALD_TOPICS, republished to ``live.<topic>``).
 - :func:`core` — plain ``nc.publish`` to a subject no stream captures: nothing stored.
-- :func:`rest` — ``POST /api/messages`` to the api.
+- :func:`rest` — ``POST /api/messages`` to the api (run in the load processes, see
+  :mod:`herald_bench.httpload`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import httpx
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from herald_bench.clients import stamp
+from herald_bench.httpload import ConnectionPool, post_json
 
 MAX_IN_FLIGHT = 512
 SETTLE_TIMEOUT = 10
@@ -107,21 +108,18 @@ async def core(nc: Client, subject: str, rate: float, seconds: float, size: int)
     return result
 
 
-async def rest(
-    http: httpx.AsyncClient, token: str, recipient: str, rate: float, seconds: float, size: int
-) -> Published:
+async def rest(pool: ConnectionPool, token: str, recipient: str, rate: float, seconds: float, size: int) -> Published:
+    """``POST /api/messages`` to ``recipient`` over ``pool``; the answers' latencies are kept."""
     pad = padding(size)
-    headers = {"Authorization": f"Bearer {token}"}
     answers: list[int] = []
 
     async def send(_: int) -> None:
         t0 = time.time_ns()
-        resp = await http.post(
-            "/api/messages", json={"content": stamp(t0) + pad, "recipientId": recipient}, headers=headers
-        )
+        body = {"content": stamp(t0) + pad, "recipientId": recipient}
+        status, _answer = await pool.request(post_json(pool.host, pool.port, "/api/messages", token, body))
         answers.append((time.time_ns() - t0) // 1000)
-        if resp.status_code != 201:
-            raise RuntimeError(f"HTTP {resp.status_code}")
+        if status != 201:
+            raise RuntimeError(f"HTTP {status}")
 
     result = await paced(rate, seconds, send)
     result.answers_us = answers

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 FANOUT_SECTIONS = (
-    ("fanout_herald", "herald, 1 gateway"),
+    ("fanout_herald", "herald, 1 process"),
     ("fanout_native", "nats-server WS"),
-    ("fanout_herald_2gw", "herald, 2 gateways"),
+    ("fanout_herald_multi", "herald, N processes"),
 )
 IDLE_SECTIONS = (("idle_herald", "herald gateway"), ("idle_native", "nats-server WS"))
 
@@ -67,6 +67,8 @@ def render(results: dict[str, Any]) -> str:
     cfg = results["config"]
     mc = results["machine"]
     sections: dict[str, Any] = results["sections"]
+    labels = dict(FANOUT_SECTIONS) | {"fanout_herald_multi": f"herald, {cfg['gateway_workers']} processes"}
+    fanout = tuple(labels.items())
     out: list[str] = []
     out.append(
         f"Herald fan-out benchmark{' (quick)' if cfg['quick'] else ''} — {results['started']}, "
@@ -89,7 +91,7 @@ def render(results: dict[str, Any]) -> str:
     )
     rows: list[list[object]] = []
     fixed: dict[str, dict[str, Any]] = {}
-    for key, label in FANOUT_SECTIONS:
+    for key, label in fanout:
         s = sections.get(key)
         if (err := _failed(s)) is not None:
             rows.append([label, err, None, None, None, None, None, None, None])
@@ -140,7 +142,7 @@ def render(results: dict[str, Any]) -> str:
     )
     rows = []
     best: dict[str, float | None] = {}
-    for key, label in FANOUT_SECTIONS:
+    for key, label in fanout:
         s = sections.get(key)
         if (err := _failed(s)) is not None:
             rows.append([label, err, None, None, None, None, None])
@@ -167,19 +169,21 @@ def render(results: dict[str, Any]) -> str:
     )
     if best.get("fanout_herald") and best.get("fanout_native"):
         out.append(f"nats-server WS / herald: {_ratio(best['fanout_native'], best['fanout_herald'])}")
-    if best.get("fanout_herald") and best.get("fanout_herald_2gw"):
+    if best.get("fanout_herald") and best.get("fanout_herald_multi"):
         out.append(
-            f"2 gateways / 1 gateway: {_ratio(best['fanout_herald_2gw'], best['fanout_herald'])} "
-            "(two ports, clients split; the gateway does not share a port with SO_REUSEPORT)"
+            f"{cfg['gateway_workers']} processes / 1 process: "
+            f"{_ratio(best['fanout_herald_multi'], best['fanout_herald'])} "
+            "(one port, SO_REUSEPORT: the kernel spreads the clients over the processes)"
         )
     out.append("")
+    out.extend(_latency(sections.get("latency"), cfg, labels))
 
     out.append(
         f"Connections: connect rate (handshake + auth, {cfg['processes']} processes × 100 in flight) "
         f"and RSS at {cfg['idle_clients']} idle subscribed connections"
     )
     rows = []
-    for key, label in (*FANOUT_SECTIONS[:2], *IDLE_SECTIONS):
+    for key, label in (*fanout[:2], *IDLE_SECTIONS):
         s = sections.get(key)
         if (err := _failed(s)) is not None:
             rows.append([label, err, None, None, None, None, None])
@@ -261,6 +265,36 @@ def render(results: dict[str, Any]) -> str:
     out.append("")
     out.append("CPU % is of one core over the measurement window; a load process near 100 % was saturated.")
     return "\n".join(out)
+
+
+def _latency(s: dict[str, Any] | None, cfg: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    rate = cfg["latency_rate"]
+    out = [
+        f"Latency at {rate * cfg['clients']:,.0f} deliveries/s ({rate} msg/s × {cfg['clients']} clients, "
+        f"{cfg['latency_seconds']} s each, {cfg['latency_rounds']} rounds, targets in turns): median of the rounds"
+    ]
+    if (err := _failed(s)) is not None:
+        return [*out, err, ""]
+    assert s is not None
+    names = {"herald": labels["fanout_herald"], "nats-native": labels["fanout_native"]}
+    rows: list[list[object]] = []
+    for name, med in s["median"].items():
+        per_round = " / ".join(f"{m['latency']['p99_ms']}" for m in s["rounds"][name])
+        rows.append(
+            [
+                names.get(name, labels["fanout_herald_multi"]),
+                med["p50_ms"],
+                med["p99_ms"],
+                med["max_ms"],
+                per_round,
+                f"{med['delivered_pct_min']} %",
+            ]
+        )
+    out.append(table(["target", "p50 ms", "p99 ms", "max ms", "p99 ms per round", "delivered (min)"], rows))
+    herald, native = s["median"].get("herald"), s["median"].get("nats-native")
+    if herald and native:
+        out.append(f"p99 herald / nats-server WS: {_ratio(herald['p99_ms'], native['p99_ms'])} (≤ 1.00× is parity)")
+    return [*out, ""]
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:

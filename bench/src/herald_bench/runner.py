@@ -1,10 +1,12 @@
 """The benchmark's sections, run in order against processes started for the run.
 
-1. fan-out through one gateway: connect C clients, a fixed-rate measurement, a saturation search;
+1. fan-out through one gateway process: connect C clients, a fixed-rate measurement, a
+   saturation search;
 2. the same against nats-server's native WebSocket listener;
-3. the same through two gateways (two ports, clients split between them);
-4. idle connections: RSS per connection and connect rate, for a fresh gateway and for nats-server;
-5. end to end from ``POST /api/messages`` (api + bridge + gateway).
+3. the same through one gateway of several processes on one port (SO_REUSEPORT);
+4. latency at 50,000 deliveries/s: the three targets in turns, several rounds;
+5. idle connections: RSS per connection and connect rate, for a fresh gateway and for nats-server;
+6. end to end from ``POST /api/messages`` (api + bridge + gateway), POSTed by the load processes.
 
 A section that fails is recorded with its error and the run goes on; nothing is filled in
 for it.
@@ -24,16 +26,17 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
+from statistics import median
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import nats
 from nats.aio.client import Client
 
 from herald_bench import publishers, targets
 from herald_bench.config import Config
 from herald_bench.pool import LoadPool
-from herald_bench.procs import BIN, Stack, cpu_seconds, rss_bytes
+from herald_bench.procs import BIN, Stack, cpu_seconds, gateway_pids, rss_bytes
 from herald_bench.stats import latency_ms, merge_samples
 from herald_bench.targets import Target
 from herald_common.tokens import issue_token
@@ -108,32 +111,41 @@ class Bench:
             js = self.nc.jetstream()
             nats_pid = self._pid(self.stack.nats.proc)
 
-            gw, port = self.stack.gateway()
-            one = targets.herald("herald", [port], js, cfg.payload, {"gateway": gw.pid, "nats-server": nats_pid})
-            sections["fanout_herald"] = await self._section("fan-out, 1 gateway", self._fanout(one))
-            self.stack.stop(gw)
-
+            want = set(cfg.sections)
             native = targets.native(self.stack.nats.ws_port, self.nc, cfg.payload, {"nats-server": nats_pid})
-            sections["fanout_native"] = await self._section("fan-out, nats-server WebSocket", self._fanout(native))
-
-            gw_a, port_a = self.stack.gateway()
-            gw_b, port_b = self.stack.gateway()
-            two = targets.herald(
-                "herald-2gw",
-                [port_a, port_b],
-                js,
-                cfg.payload,
-                {"gateway-a": gw_a.pid, "gateway-b": gw_b.pid, "nats-server": nats_pid},
-            )
-            sections["fanout_herald_2gw"] = await self._section("fan-out, 2 gateways", self._fanout(two))
-            self.stack.stop(gw_a)
-            self.stack.stop(gw_b)
-
-            sections["idle_herald"] = await self._section("idle connections, gateway", self._idle_gateway(js))
-            sections["idle_native"] = await self._section(
-                "idle connections, nats-server", self._idle(native, nats_pid, baseline_wait=0.0)
-            )
-            sections["end_to_end"] = await self._section("end to end from POST", self._end_to_end(js))
+            if want & {"fanout", "latency"}:
+                gw, port = self.stack.gateway()
+                one = targets.herald("herald", [port], js, cfg.payload, {"gateway": gw.pid, "nats-server": nats_pid})
+                multi, multi_port = self.stack.gateway(workers=cfg.gateway_workers)
+                workers = {f"gateway-{i}": pid for i, pid in enumerate(gateway_pids(multi))}
+                many = targets.herald(
+                    f"herald-{cfg.gateway_workers}proc",
+                    [multi_port],
+                    js,
+                    cfg.payload,
+                    workers | {"nats-server": nats_pid},
+                )
+                if "fanout" in want:
+                    sections["fanout_herald"] = await self._section("fan-out, 1 gateway process", self._fanout(one))
+                    sections["fanout_native"] = await self._section(
+                        "fan-out, nats-server WebSocket", self._fanout(native)
+                    )
+                    sections["fanout_herald_multi"] = await self._section(
+                        f"fan-out, {cfg.gateway_workers} gateway processes on one port", self._fanout(many)
+                    )
+                if "latency" in want:
+                    sections["latency"] = await self._section(
+                        f"latency at {cfg.latency_rate:g} msg/s", self._latency([one, native, many])
+                    )
+                self.stack.stop(gw)
+                self.stack.stop(multi)
+            if "idle" in want:
+                sections["idle_herald"] = await self._section("idle connections, gateway", self._idle_gateway(js))
+                sections["idle_native"] = await self._section(
+                    "idle connections, nats-server", self._idle(native, nats_pid, baseline_wait=0.0)
+                )
+            if "e2e" in want:
+                sections["end_to_end"] = await self._section("end to end from POST", self._end_to_end(js))
         finally:
             if self.pool is not None:
                 self.pool.shutdown()
@@ -347,6 +359,48 @@ class Bench:
             "saturation": saturation,
         }
 
+    async def _latency(self, compared: list[Target]) -> dict[str, Any]:
+        """Each target measured ``latency_rounds`` times at ``latency_rate``, in alternating order.
+
+        Every measurement has its own fresh clients (connected, warmed up, measured, closed),
+        so the targets take turns on the same machine; the summary is the median over the
+        rounds of each figure, and the rounds are kept.
+        """
+        assert self.pool is not None
+        cfg = self.cfg
+        rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in compared}
+        for index in range(cfg.latency_rounds):
+            order = compared if index % 2 == 0 else compared[::-1]
+            for target in order:
+                try:
+                    await self._connect(target, cfg.clients)
+                    await self._warm_up(target, target.publish)
+                    m = await self._measure(target, cfg.latency_rate, cfg.latency_seconds, target.publish)
+                finally:
+                    await self.pool.broadcast({"op": "close"}, timeout=30)
+                m["round"] = index + 1
+                rounds[target.name].append(m)
+                self.progress(
+                    f"  round {index + 1} {target.name}: p50 {m['latency']['p50_ms']} ms, "
+                    f"p99 {m['latency']['p99_ms']} ms, {m['delivered_pct']} %"
+                )
+                await asyncio.sleep(SETTLE)
+        summary = {
+            name: {
+                key: median([m["latency"][key] for m in ms if m["latency"][key] is not None])
+                for key in ("p50_ms", "p99_ms", "max_ms")
+            }
+            | {"delivered_pct_min": min(m["delivered_pct"] or 0.0 for m in ms)}
+            for name, ms in rounds.items()
+        }
+        return {
+            "rate": cfg.latency_rate,
+            "clients": cfg.clients,
+            "seconds": cfg.latency_seconds,
+            "median": summary,
+            "rounds": rounds,
+        }
+
     async def _idle_gateway(self, js: Any) -> dict[str, Any]:
         gw, port = self.stack.gateway()
         try:
@@ -381,16 +435,41 @@ class Bench:
         servers = {"gateway": gw.pid, "nats-server": self._pid(self.stack.nats.proc)}
         servers |= {s.name: s.pid for s in self.stack.services if s.name in ("api", "bridge")}
         token = issue_token(self.secret, "bench-sender", ttl=3600)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=10.0) as http:
+        api = urlsplit(api_url)
+        pool = self.pool
+        assert pool is not None
 
-            def publish(rate: float, seconds: float) -> Awaitable[publishers.Published]:
-                return publishers.rest(http, token, E2E_RECIPIENT, rate, seconds, cfg.payload)
+        async def publish(rate: float, seconds: float) -> publishers.Published:
+            """POSTs from every load process (a share of the rate each), merged."""
+            cmds = [
+                {
+                    "op": "post",
+                    "host": api.hostname,
+                    "port": api.port,
+                    "token": token,
+                    "recipient": E2E_RECIPIENT,
+                    "rate": rate / pool.size,
+                    "seconds": seconds,
+                    "size": cfg.payload,
+                    "connections": cfg.post_connections,
+                }
+            ] * pool.size
+            answers = await pool.call(cmds, timeout=seconds + 60)
+            merged = publishers.Published(
+                sent=sum(a["sent"] for a in answers),
+                failed=sum(a["failed"] for a in answers),
+                start_ns=min(a["start_ns"] for a in answers),
+                seconds=max(a["seconds"] for a in answers),
+                answers_us=list(merge_samples(a["answers_us"] for a in answers)),
+            )
+            for a in answers:
+                merged.errors.update(a["errors"])
+            return merged
 
-            endpoints = [("127.0.0.1", port, targets.GATEWAY_PATH)]
-            topic = f"messages.user.{E2E_RECIPIENT}"
-            target = Target("herald-rest", "herald", endpoints, topic, publish, servers, targets.REST_PATH)
-            connect = await self._connect(target, cfg.post_clients, first=200_000)
-            warm = await self._warm_up(target, target.publish, drain=E2E_DRAIN)
-            measured = await self._measure(target, cfg.post_rate, cfg.post_seconds, target.publish, drain=E2E_DRAIN)
+        endpoints = [("127.0.0.1", port, targets.GATEWAY_PATH)]
+        topic = f"messages.user.{E2E_RECIPIENT}"
+        target = Target("herald-rest", "herald", endpoints, topic, publish, servers, targets.REST_PATH)
+        connect = await self._connect(target, cfg.post_clients, first=200_000)
+        warm = await self._warm_up(target, target.publish, drain=E2E_DRAIN)
+        measured = await self._measure(target, cfg.post_rate, cfg.post_seconds, target.publish, drain=E2E_DRAIN)
         return {"path": targets.REST_PATH, "connect": connect, "warm_up": warm, "measured": measured}

@@ -1,0 +1,42 @@
+"""``herald bench`` options: what they change, and clear errors for bad ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from herald_bench.cli import build_parser, config_from
+from herald_bench.config import FULL, QUICK, SECTIONS
+
+
+def parse(*argv: str) -> object:
+    return config_from(build_parser().parse_args(list(argv)))
+
+
+def test_defaults_are_the_full_run_with_every_section() -> None:
+    assert parse() == FULL
+    assert FULL.sections == SECTIONS
+    assert parse("--quick") == QUICK
+
+
+def test_options_override_the_chosen_base() -> None:
+    cfg = parse("--quick", "--clients", "5000", "--latency-rate", "10", "--latency-rounds", "2", "--workers", "3")
+    assert cfg == QUICK.replace(clients=5000, latency_rate=10.0, latency_rounds=2, gateway_workers=3)
+
+
+def test_only_picks_sections_in_the_given_order_without_repeats() -> None:
+    assert parse("--only", "latency, e2e,latency").sections == ("latency", "e2e")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--only", "latency,speed"], "--only takes sections of fanout,latency,idle,e2e"),
+        (["--only", ","], "--only takes sections"),
+        (["--workers", "0"], "--workers must be positive"),
+        (["--latency-rounds", "-1"], "--latency-rounds must be positive"),
+    ],
+)
+def test_bad_options_are_refused_with_the_reason(argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert message in str(exc.value)
