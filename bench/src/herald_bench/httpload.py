@@ -58,7 +58,8 @@ class Connection:
 
     @property
     def closed(self) -> bool:
-        return self._writer.is_closing()
+        """Closed here, or by the server (an idle keep-alive connection it timed out)."""
+        return self._writer.is_closing() or self._reader.at_eof()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -86,7 +87,12 @@ class ConnectionPool:
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         async with self._slots:
-            conn = self._free.pop() if self._free else await Connection.open(self.host, self.port)
+            conn = self._free.pop() if self._free else None
+            while conn is not None and conn.closed:  # the server closed it while it was idle
+                conn.close()
+                conn = self._free.pop() if self._free else None
+            if conn is None:
+                conn = await Connection.open(self.host, self.port)
             try:
                 answer = await conn.request(raw)
             except BaseException:
