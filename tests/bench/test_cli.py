@@ -27,9 +27,19 @@ def test_only_picks_sections_in_the_given_order_without_repeats() -> None:
     assert parse("--only", "latency, e2e,latency").sections == ("latency", "e2e")  # type: ignore[attr-defined]
 
 
+def test_gateway_env_is_passed_as_pairs() -> None:
+    cfg = parse("--gateway-env", "HERALD_GATEWAY_PARALLEL_WRITES=0", "--gateway-env", "HERALD_LOG_LEVEL=info")
+    assert cfg.gateway_env == (  # type: ignore[attr-defined]
+        ("HERALD_GATEWAY_PARALLEL_WRITES", "0"),
+        ("HERALD_LOG_LEVEL", "info"),
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--gateway-env", "PATH=/x"], "--gateway-env takes HERALD_NAME=VALUE"),
+        (["--gateway-env", "HERALD_X"], "--gateway-env takes HERALD_NAME=VALUE"),
         (["--only", "latency,speed"], "--only takes sections of fanout,latency,idle,e2e"),
         (["--only", ","], "--only takes sections"),
         (["--workers", "0"], "--workers must be positive"),

@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"processes of the multi-process gateway target (default {FULL.gateway_workers})",
     )
     parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="HERALD_NAME=VALUE",
+        help="a setting for every gateway the benchmark starts (repeatable), e.g. HERALD_GATEWAY_PARALLEL_WRITES=0",
+    )
+    parser.add_argument(
         "--only",
         metavar="SECTIONS",
         help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default all)",
@@ -79,6 +86,14 @@ def config_from(args: argparse.Namespace) -> Config:
         if value <= 0:
             flag = "--workers" if name == "gateway_workers" else f"--{name.replace('_', '-')}"
             raise SystemExit(f"herald bench: {flag} must be positive")
+    if args.gateway_env:
+        pairs = []
+        for item in args.gateway_env:
+            name, sep, value = item.partition("=")
+            if not sep or not name.startswith("HERALD_"):
+                raise SystemExit(f"herald bench: --gateway-env takes HERALD_NAME=VALUE, got {item!r}")
+            pairs.append((name, value))
+        changes["gateway_env"] = tuple(pairs)
     if args.only is not None:
         chosen = tuple(dict.fromkeys(part.strip() for part in args.only.split(",") if part.strip()))
         unknown = [part for part in chosen if part not in SECTIONS]

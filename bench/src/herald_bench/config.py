@@ -41,6 +41,8 @@ class Config:
     latency_rounds: int = 3
     #: gateway processes sharing one port (SO_REUSEPORT) in the multi-process target
     gateway_workers: int = 2
+    #: extra HERALD_* settings for every gateway the benchmark starts (name, value)
+    gateway_env: tuple[tuple[str, str], ...] = ()
     #: connections held open for the memory measurement
     idle_clients: int = 10_000
     #: POST /api/messages per second, for how long, and how many clients receive them

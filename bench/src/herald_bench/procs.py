@@ -164,9 +164,11 @@ class Service:
 class Stack:
     """Owns every process it started and the temporary folder; ``close`` stops them all."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, gateway_env: dict[str, str] | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="herald-bench-"))
         self.secret = secret
+        #: settings every gateway gets on top of the benchmark's own
+        self.gateway_env = dict(gateway_env or {})
         self.nats = Nats(self.folder)
         self._services: list[Service] = []
 
@@ -194,16 +196,20 @@ class Stack:
         """
         port = free_port()
         metrics = free_ports(workers)
-        env = self.base_env() | {
-            "HERALD_GATEWAY_PORT": str(port),
-            "HERALD_GATEWAY_METRICS_PORT": str(metrics),
-            "HERALD_GATEWAY_WORKERS": str(workers),
-            # Every benchmark client comes from 127.0.0.1; these limits guard against one
-            # abusive address, which here would be the whole load.
-            "HERALD_MAX_CONNECTIONS_PER_IP": "1000000",
-            "HERALD_CONNECT_RATE_PER_IP": "1000000",
-            "HERALD_CONNECT_BURST_PER_IP": "1000000",
-        }
+        env = (
+            self.base_env()
+            | {
+                "HERALD_GATEWAY_PORT": str(port),
+                "HERALD_GATEWAY_METRICS_PORT": str(metrics),
+                "HERALD_GATEWAY_WORKERS": str(workers),
+                # Every benchmark client comes from 127.0.0.1; these limits guard against one
+                # abusive address, which here would be the whole load.
+                "HERALD_MAX_CONNECTIONS_PER_IP": "1000000",
+                "HERALD_CONNECT_RATE_PER_IP": "1000000",
+                "HERALD_CONNECT_BURST_PER_IP": "1000000",
+            }
+            | self.gateway_env
+        )
         service = Service("gateway", env, self.folder)
         self._services.append(service)
         service.start()

@@ -83,6 +83,8 @@ def render(results: dict[str, Any]) -> str:
         f"{cfg['processes']} load processes; load average {mc['load_average_at_start']} at start, "
         f"{mc.get('load_average_at_end')} at end."
     )
+    if cfg.get("gateway_env"):
+        out.append("gateway settings: " + " ".join(f"{name}={value}" for name, value in cfg["gateway_env"]))
     out.append("")
 
     out.append(

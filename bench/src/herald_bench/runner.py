@@ -88,7 +88,7 @@ class Bench:
     def __init__(self, config: Config) -> None:
         self.cfg = config
         self.secret = secrets.token_hex(32)
-        self.stack = Stack(self.secret)
+        self.stack = Stack(self.secret, dict(config.gateway_env))
         self.pool: LoadPool | None = None
         self.nc: Client | None = None
         self.progress: Callable[[str], None] = lambda _: None
