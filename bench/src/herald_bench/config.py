@@ -38,7 +38,7 @@ class Config:
     #: alternating order, so that a drift in the machine's load does not favour one)
     latency_rate: float = 50.0
     latency_seconds: float = 5.0
-    latency_rounds: int = 3
+    latency_rounds: int = 5
     #: gateway processes sharing one port (SO_REUSEPORT) in the multi-process target
     gateway_workers: int = 2
     #: extra HERALD_* settings for every gateway the benchmark starts (name, value)
