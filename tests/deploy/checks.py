@@ -144,12 +144,16 @@ def _env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _generate_secret(directory: Path, spec: Mapping[str, Any], options: Mapping[str, Any]) -> Manifest:
-    unknown = set(spec) - {"name", "envs", "literals", "type"}
+def _check_generator(kind: str, spec: Mapping[str, Any], allowed: set[str], options: Mapping[str, Any]) -> None:
+    unknown = set(spec) - allowed
     if unknown:
-        raise RenderError(f"secretGenerator keys not supported: {sorted(unknown)}")
+        raise RenderError(f"{kind} keys not supported: {sorted(unknown)}")
     if not options.get("disableNameSuffixHash"):
-        raise RenderError("secretGenerator needs generatorOptions.disableNameSuffixHash (no name rewriting here)")
+        raise RenderError(f"{kind} needs generatorOptions.disableNameSuffixHash (no name rewriting here)")
+
+
+def _generate_secret(directory: Path, spec: Mapping[str, Any], options: Mapping[str, Any]) -> Manifest:
+    _check_generator("secretGenerator", spec, {"name", "envs", "literals", "type"}, options)
     values = _generator_values(directory, spec)
     return {
         "apiVersion": "v1",
@@ -175,11 +179,7 @@ def _generate_config_map(
 ) -> Manifest | None:
     """A new ConfigMap (behavior create), or None after merging into / replacing the data
     of the one of that name the resources hold."""
-    unknown = set(spec) - {"name", "envs", "literals", "behavior"}
-    if unknown:
-        raise RenderError(f"configMapGenerator keys not supported: {sorted(unknown)}")
-    if not options.get("disableNameSuffixHash"):
-        raise RenderError("configMapGenerator needs generatorOptions.disableNameSuffixHash (no name rewriting here)")
+    _check_generator("configMapGenerator", spec, {"name", "envs", "literals", "behavior"}, options)
     values = _generator_values(directory, spec)
     behavior = spec.get("behavior", "create")
     existing = find(objects, "ConfigMap", spec["name"])

@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from herald_common.config import load_settings
 from herald_common.streams import ensure_streams
 from herald_common.tokens import issue_token
-from tests.support.procs import NatsServer, Service, free_port, wait_for_port, wait_http_ok
+from tests.support.procs import NatsServer, Service, gateway_process
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +49,8 @@ class Gateway:
 
 @pytest.fixture
 def gateway(nats_server: NatsServer, tmp_path: Path) -> Iterator[Gateway]:
-    port, metrics_port = free_port(), free_port()
-    env = {
-        "HERALD_NATS_URL": nats_server.url,
-        "HERALD_GATEWAY_PORT": str(port),
-        "HERALD_GATEWAY_METRICS_PORT": str(metrics_port),
-        "HERALD_DATA_DIR": str(tmp_path),
-        "HERALD_JWT_SECRET": SECRET,
-    }
-    service = Service("gateway", env, tmp_path / "gateway.log")
-    service.start()
-    try:
-        wait_http_ok(f"http://127.0.0.1:{metrics_port}/readyz", proc=service.proc)
-        wait_for_port(port, proc=service.proc)
-        yield Gateway(service, f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{metrics_port}")
-    finally:
-        service.stop()
+    with gateway_process(nats_server.url, tmp_path, SECRET) as gw:
+        yield Gateway(gw.service, gw.ws_url, gw.http_url)
 
 
 @pytest.fixture

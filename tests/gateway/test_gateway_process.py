@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from herald_common.config import load_settings
 from herald_common.streams import TOPICS_STREAM, ensure_streams, epoch_of
 from herald_common.tokens import issue_token
-from tests.support.procs import NatsServer, Service, free_port, wait_for_port, wait_http_ok
+from tests.support.procs import NatsServer, Service, gateway_process, wait_http_ok
 
 pytestmark = pytest.mark.integration
 
@@ -44,25 +44,8 @@ def gateway_env() -> dict[str, str]:
 
 @pytest.fixture
 def gateway(nats_server: NatsServer, tmp_path: Path, gateway_env: dict[str, str]) -> Iterator[Running]:
-    port, metrics_port = free_port(), free_port()
-    env = {
-        "HERALD_NATS_URL": nats_server.url,
-        "HERALD_GATEWAY_PORT": str(port),
-        "HERALD_GATEWAY_METRICS_PORT": str(metrics_port),
-        "HERALD_DATA_DIR": str(tmp_path),
-        "HERALD_JWT_SECRET": SECRET,
-        "HERALD_AUTH_TIMEOUT": "1",
-        **gateway_env,
-    }
-    service = Service("gateway", env, tmp_path / "gateway.log")
-    service.start()
-    http_url = f"http://127.0.0.1:{metrics_port}"
-    try:
-        wait_http_ok(http_url + "/readyz", proc=service.proc)
-        wait_for_port(port, proc=service.proc)
-        yield Running(service, f"ws://127.0.0.1:{port}/ws", http_url, nats_server.url)
-    finally:
-        service.stop()
+    with gateway_process(nats_server.url, tmp_path, SECRET, HERALD_AUTH_TIMEOUT="1", **gateway_env) as gw:
+        yield Running(gw.service, gw.ws_url, gw.http_url, nats_server.url)
 
 
 def token(sub: str = "alice", **kwargs: Any) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from herald_common.errors import CloseCode
-from tests.support.procs import NatsServer, Service, free_port, wait_for_port, wait_http_ok
+from tests.support.procs import NatsServer, Service, gateway_process
 from tests.support.rawws import OP_CLOSE, OP_TEXT, RawClient, frame
 from tests.support.stack import SECRET, token
 
@@ -44,13 +44,7 @@ def trusted() -> str:
 
 @pytest.fixture
 def gateway(nats_server: NatsServer, tmp_path: Path, trusted: str) -> Iterator[Gateway]:
-    port, metrics_port = free_port(), free_port()
-    env = {
-        "HERALD_NATS_URL": nats_server.url,
-        "HERALD_GATEWAY_PORT": str(port),
-        "HERALD_GATEWAY_METRICS_PORT": str(metrics_port),
-        "HERALD_DATA_DIR": str(tmp_path),
-        "HERALD_JWT_SECRET": SECRET,
+    settings = {
         "HERALD_TRUSTED_PROXIES": trusted,
         "HERALD_MAX_CONNECTIONS_PER_IP": str(MAX_PER_IP),
         # Slow enough that nothing refills during the test.
@@ -58,17 +52,8 @@ def gateway(nats_server: NatsServer, tmp_path: Path, trusted: str) -> Iterator[G
         "HERALD_CONNECT_BURST_PER_IP": str(BURST_PER_IP),
         "HERALD_AUTH_TIMEOUT": "30",
     }
-    service = Service("gateway", env, tmp_path / "gateway.log")
-    service.start()
-    try:
-        wait_http_ok(f"http://127.0.0.1:{metrics_port}/readyz", proc=service.proc)
-        wait_for_port(port, proc=service.proc)
-        yield Gateway(service, port)
-    except BaseException:
-        print(service.logs())
-        raise
-    finally:
-        service.stop()
+    with gateway_process(nats_server.url, tmp_path, SECRET, **settings) as gw:
+        yield Gateway(gw.service, gw.port)
 
 
 async def handshake(port: int, *forwarded_for: str) -> tuple[int, RawClient]:

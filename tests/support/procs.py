@@ -194,6 +194,47 @@ class Service:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+@dataclass
+class GatewayProcess:
+    service: Service
+    port: int
+    metrics_port: int
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+
+@contextlib.contextmanager
+def gateway_process(nats_url: str, folder: Path, secret: str, **extra: str) -> Iterator[GatewayProcess]:
+    """``herald gateway`` on free ports with ``extra`` settings, yielded once ready; its log is
+    printed if the block fails, and it is stopped at the end."""
+    port, metrics_port = free_port(), free_port()
+    env = {
+        "HERALD_NATS_URL": nats_url,
+        "HERALD_GATEWAY_PORT": str(port),
+        "HERALD_GATEWAY_METRICS_PORT": str(metrics_port),
+        "HERALD_DATA_DIR": str(folder),
+        "HERALD_JWT_SECRET": secret,
+        **extra,
+    }
+    service = Service("gateway", env, folder / "gateway.log")
+    service.start()
+    try:
+        wait_http_ok(f"http://127.0.0.1:{metrics_port}/readyz", proc=service.proc)
+        wait_for_port(port, proc=service.proc)
+        yield GatewayProcess(service, port, metrics_port)
+    except BaseException:
+        print(service.logs())
+        raise
+    finally:
+        service.stop()
+
+
 @contextlib.contextmanager
 def running_nats() -> Iterator[NatsServer]:
     server = NatsServer()
