@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from herald_common.config import load_settings
 from herald_common.errors import ErrorCode, HeraldError
-from herald_common.tokens import TokenVerifier, issue_token
+from herald_common.tokens import TokenVerifier, issue_token, unverified_header
 
 SECRET = "test-secret-of-a-reasonable-length-0123456789"
 
@@ -137,3 +137,29 @@ def test_audience_and_issuer_checked_when_configured() -> None:
     rejects(v, issue_token(SECRET, "a", extra={"aud": "other", "iss": "https://issuer.example"}), "")
     rejects(v, issue_token(SECRET, "a", extra={"aud": "herald", "iss": "https://evil.example"}), "")
     rejects(v, issue_token(SECRET, "a"), "")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"kid": "k1"}, {"kid": "ключ", "typ": "at+jwt"}, {"x5t": "a" * 45}],
+)
+def test_the_lean_header_parse_reads_what_pyjwt_reads(headers: dict[str, str]) -> None:
+    token = jwt.encode({"sub": "alice", "exp": time.time() + 60}, "s" * 32, algorithm="HS256", headers=headers)
+    assert unverified_header(token) == jwt.get_unverified_header(token)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "!!!.b.c",
+        base64.urlsafe_b64encode(b"[1, 2]").decode().rstrip("=") + ".b.c",  # not an object
+        base64.urlsafe_b64encode(b'{"alg": "HS256"').decode().rstrip("=") + ".b.c",  # cut short
+    ],
+)
+def test_the_lean_header_parse_refuses_what_is_not_a_jws(token: str) -> None:
+    with pytest.raises(ValueError, match=r"segments|base64url JSON"):
+        unverified_header(token)
