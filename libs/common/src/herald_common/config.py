@@ -151,7 +151,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         ),
     ] = 10000
     ping_interval: Annotated[
-        Annotated[float, Meta(ge=0)], _doc("Seconds between server pings to detect dead sockets; 0 disables.")
+        Annotated[float, Meta(ge=0)],
+        _doc(
+            "Seconds between server pings (WebSocket ping frames) to detect dead sockets; a pong missing for as "
+            "long closes the socket with 1011. 0 disables."
+        ),
     ] = 20.0
     shutdown_grace: Annotated[Seconds, _doc("Seconds a stopping service waits for in-flight work.")] = 5.0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -48,6 +49,7 @@ def raw_fd(transport: object) -> int:
 
 class ClientConnection:
     __slots__ = (
+        "__weakref__",  # the keepalive schedule holds connections weakly
         "_closer",
         "_fd",
         "_out",
@@ -175,6 +177,22 @@ class ClientConnection:
             self.transport.write(data)
         elif sent < len(data):
             self.transport.write(data[sent:])
+
+    @property
+    def open(self) -> bool:
+        """The WebSocket is open and the gateway is not closing it."""
+        return not self.closing and self._protocol.state is State.OPEN
+
+    async def ping(self) -> Awaitable[float]:
+        """Send a keepalive ping; the result completes with the pong (see keepalive.py)."""
+        return await self.ws.ping()
+
+    async def fail(self, code: int, reason: str) -> None:
+        """End an unresponsive connection as ``websockets``' own keepalive does: fail it."""
+        self.closing = True
+        self.close_code = code
+        async with self.ws.send_context():
+            self._protocol.fail(code, reason)
 
     async def _close(self, code: int, reason: str) -> None:
         # ``close`` waits for the write buffer to drain before its own timeout starts, so

@@ -71,6 +71,7 @@ from herald_gateway.actions import (
 from herald_gateway.connection import ClientConnection
 from herald_gateway.gapfill import Feed, Verdict
 from herald_gateway.hub import Interest
+from herald_gateway.keepalive import Keepalive
 from herald_gateway.limits import Counter, KeyedBuckets
 from herald_gateway.metrics import Metrics
 from herald_gateway.observe import ERROR_PREFIX, FanOutTrace, error_code, stored_at
@@ -110,6 +111,8 @@ class Gateway:
         self.listening = False
         self.connections: set[ClientConnection] = set()
         self.interest: Interest[ClientConnection] = Interest()
+        #: one task pings every connection (websockets' per-connection keepalive is off)
+        self.keepalive = Keepalive(settings.ping_interval, settings.ping_interval) if settings.ping_interval else None
         parallel = settings.gateway_parallel_writes
         self._writer = fanout.ParallelWriter(parallel) if parallel else None
         self._outbox = fanout.Outbox(writer=self._writer)
@@ -595,6 +598,8 @@ class Gateway:
         session = Session(self._verifier, self._limits, time.time(), self.per_user)
         conn = ClientConnection(ws, session, self._settings.max_pending_bytes, self._outbox)
         self.connections.add(conn)
+        if self.keepalive is not None:
+            self.keepalive.add(conn)
         self._arm_timer(conn)
         try:
             async for message in ws:
@@ -674,6 +679,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await health.close()
         return
     server: Server | None = None
+    pinger: asyncio.Task[None] | None = None
     try:
         await gateway.attach(nc)
         _tune_gc()
@@ -684,8 +690,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             process_request=gateway.process_request,
             compression=None,
             max_size=settings.max_frame_bytes,
-            ping_interval=settings.ping_interval or None,
-            ping_timeout=settings.ping_interval or None,
+            # Keepalive pings come from one gateway-wide task (keepalive.py), not a task
+            # per connection.
+            ping_interval=None,
+            ping_timeout=None,
             close_timeout=min(2.0, settings.shutdown_grace),
             # Clients send small control frames: a short incoming queue is plenty, and
             # outgoing frames bypass websockets' writes (see connection.py).
@@ -696,6 +704,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             backlog=LISTEN_BACKLOG,
         )
         gateway.listening = True
+        pinger = asyncio.create_task(gateway.keepalive.run(), name="keepalive") if gateway.keepalive else None
         log.info(
             "gateway listening",
             extra={"host": settings.gateway_host, "port": settings.gateway_port, "path": settings.gateway_path},
@@ -703,6 +712,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         gateway.listening = False
+        if pinger is not None:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
         if server is not None:
             server.close(code=1001, reason="server shutting down")
             try:
@@ -710,6 +723,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             except TimeoutError:
                 log.warning("some connections did not close in time")
         await gateway.close()
+        if gateway.keepalive is not None:
+            await gateway.keepalive.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), settings.shutdown_grace)
         if health is not None:
