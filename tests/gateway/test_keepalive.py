@@ -88,22 +88,37 @@ async def test_a_connection_that_closed_is_forgotten() -> None:
     assert conn.pings == [] and len(keepalive.schedule) == 0
 
 
+async def settle() -> None:
+    for _ in range(3):  # the ping and failing tasks a tick started run
+        await asyncio.sleep(0)
+
+
+class StalledConn(FakeConn):
+    """A client that stopped reading: sending it a ping waits for its socket to drain."""
+
+    async def ping(self) -> Awaitable[float]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
 async def test_tick_pings_due_connections_and_fails_the_silent_ones() -> None:
     keepalive = Keepalive(interval=1.0, timeout=0.5)
-    answers, silent = FakeConn("answers"), FakeConn("silent")
-    keepalive.add(answers)
-    keepalive.add(silent)
+    stalled, answers, silent = StalledConn("stalled"), FakeConn("answers"), FakeConn("silent")
+    for conn in (stalled, answers, silent):
+        keepalive.add(conn)
     t0 = asyncio.get_running_loop().time()
     await keepalive.tick(t0 + 1.0)
-    assert len(answers.pings) == 1 and len(silent.pings) == 1
+    await settle()
+    assert len(answers.pings) == 1 and len(silent.pings) == 1  # not held up by the stalled one
     answers.pings[0].set_result(0.001)
     await keepalive.tick(t0 + 1.5)
-    await asyncio.sleep(0)  # the failing task runs
+    await settle()
     assert silent.failed == [(1011, "keepalive ping timeout")] and answers.failed == []
     assert keepalive.timeouts == 1
     await keepalive.tick(t0 + 2.0)
+    await settle()
     assert len(answers.pings) == 2 and len(silent.pings) == 1
-    await keepalive.close()
+    await keepalive.close()  # also ends the stalled ping
 
 
 @pytest.mark.integration

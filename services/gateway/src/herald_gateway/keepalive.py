@@ -114,7 +114,8 @@ class Keepalive:
 
     def __init__(self, interval: float, timeout: float) -> None:
         self.schedule: Schedule[Pingable] = Schedule(interval, timeout)
-        self._failing: set[asyncio.Task[None]] = set()
+        #: pings being sent and connections being failed
+        self._tasks: set[asyncio.Task[None]] = set()
         self.timeouts = 0
 
     def add(self, conn: Pingable) -> None:
@@ -134,21 +135,28 @@ class Keepalive:
             if conn.open:
                 self.timeouts += 1
                 failing = conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-                task = asyncio.get_running_loop().create_task(failing)
-                self._failing.add(task)
-                task.add_done_callback(self._failing.discard)
+                self._spawn(asyncio.get_running_loop().create_task(failing))
+        loop = asyncio.get_running_loop()
         for conn in schedule.due(now):
-            if not conn.open:
-                continue  # closed since: forgotten
-            try:
-                pong = await conn.ping()
-            except ConnectionClosed:
-                continue
-            schedule.sent(conn, now, asyncio.ensure_future(pong))
+            if conn.open:  # else closed since: forgotten
+                # A task each: sending a ping waits while the client's socket is full, and
+                # one stalled client must not hold up the pings of the others.
+                self._spawn(loop.create_task(self._ping(conn, now)))
+
+    async def _ping(self, conn: Pingable, now: float) -> None:
+        try:
+            pong = await conn.ping()
+        except ConnectionClosed:
+            return
+        self.schedule.sent(conn, now, asyncio.ensure_future(pong))
+
+    def _spawn(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for task in list(self._failing):
+        for task in list(self._tasks):
             task.cancel()
-        for task in list(self._failing):
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
