@@ -4,15 +4,13 @@ A row is deleted only after JetStream acknowledged it; a crash in between publis
 again and JetStream drops the copy by its ``Nats-Msg-Id`` (the event id) within the
 dedup window. Two api processes may both relay the same row; the dedup id covers that too.
 
-Rows go out in insertion order, a batch at a time without waiting for each
-acknowledgement (waiting for each costs a round trip and, with ``sync_interval: always``,
-an fsync of nats-server per event). Publishing ahead must not let a later event be stored
-when an earlier one was not (lost with a dropped connection, refused, timed out): every
-event but the first of a batch carries ``Nats-Expected-Last-Msg-Id`` = the previous
-event's id, so JetStream stores it only right after its predecessor. Once one fails,
-everything after it in the batch is refused too. The relay deletes the acknowledged
-prefix and publishes again from the first unacknowledged row, which starts a new chain:
-copies of events that were stored after all are dropped by their ``Nats-Msg-Id``.
+Rows go out in insertion order, each after the previous one's acknowledgement, and the
+acknowledged ones are deleted together. Publishing ahead would be faster but could store a
+later event when an earlier one was refused (a stream leader election answers one publish
+with "no responders" and takes the next), which would reorder every topic downstream.
+JetStream's ``Nats-Expected-Last-Msg-Id`` would prevent that, but on a replicated stream a failed
+expectation made nats-server 2.15.1 stop accepting writes to the stream (seen on R3), so it
+is not used.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ import logging
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
@@ -103,7 +100,7 @@ class OutboxRelay:
                 entries = await tx.outbox.pending(BATCH)
             if not entries:
                 return total
-            acked, error = await publish_chain(self._link.jetstream(), entries)
+            acked, error = await publish_in_order(self._link.jetstream(), entries)
             if acked:
                 async with self._storage.transaction() as tx:
                     await tx.outbox.remove([entry.seq for entry in entries[:acked]])
@@ -113,51 +110,24 @@ class OutboxRelay:
                 raise error
 
 
-def chain_headers(entry: OutboxEntry, previous: OutboxEntry | None) -> dict[str, str]:
-    """The headers of ``entry`` published right after ``previous`` (None: first of a chain)."""
-    headers = {"Nats-Msg-Id": entry.event_id}
-    if previous is not None:
-        headers["Nats-Expected-Last-Msg-Id"] = previous.event_id
-    return headers
-
-
-async def publish_chain(js: JetStreamContext, entries: list[OutboxEntry]) -> tuple[int, Exception | None]:
-    """Publish ``entries`` in order without waiting between them (see the module docstring).
+async def publish_in_order(js: JetStreamContext, entries: list[OutboxEntry]) -> tuple[int, Exception | None]:
+    """Publish ``entries`` one after another, each after the previous one's acknowledgement.
 
     Returns how many leading entries JetStream acknowledged, and the error of the first
-    one it did not (None when all were).
+    one it did not (None when all were); nothing after a failed entry is sent.
     """
-    pending: list[tuple[asyncio.Future[PubAck], Span | None]] = []
-    error: Exception | None = None
-    previous: OutboxEntry | None = None
+    acked = 0
     for entry in entries:
-        headers = chain_headers(entry, previous)
+        headers = {"Nats-Msg-Id": entry.event_id}
         span = _start_span(entry, headers) if telemetry.tracing_enabled else None
         try:
-            future = await js.publish_async(entry.subject, entry.payload, headers=headers)
-        except Exception as exc:  # not connected, client closed: send nothing after it
+            await js.publish(entry.subject, entry.payload, timeout=PUBLISH_TIMEOUT, headers=headers)
+        except Exception as exc:
             _end_span(span, exc)
-            error = exc
-            break
-        pending.append((future, span))
-        previous = entry
-    if pending:
-        await asyncio.wait([future for future, _ in pending], timeout=PUBLISH_TIMEOUT)
-    acked = 0
-    for future, span in pending:
-        if error is None:
-            if not future.done():
-                error = TimeoutError(f"no acknowledgement from JetStream within {PUBLISH_TIMEOUT}s")
-            elif future.cancelled():
-                error = RuntimeError("publish cancelled")
-            elif (failure := future.exception()) is not None:
-                error = failure if isinstance(failure, Exception) else RuntimeError(repr(failure))
-            else:
-                acked += 1
-        if not future.done():
-            future.cancel()  # frees nats-py's slot; a late ack is of no use any more
-        _end_span(span, error)
-    return acked, error
+            return acked, exc
+        _end_span(span, None)
+        acked += 1
+    return acked, None
 
 
 def _start_span(entry: OutboxEntry, headers: dict[str, str]) -> Span:
