@@ -52,5 +52,10 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
     -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" start >&2
 "${RUN_AS[@]}" "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U herald herald >&2
 
-echo "postgres.sh: stop with: ${RUN_AS[*]} $BIN/pg_ctl -D $DIR/data stop -m fast && rm -rf $DIR" >&2
+STOP="${RUN_AS[*]} $BIN/pg_ctl -D $DIR/data stop -m fast && rm -rf $DIR"
+echo "postgres.sh: stop with: $STOP" >&2
+# With PG_STOP_FILE set, the stop command is also written there (for a caller's exit trap).
+if [ -n "${PG_STOP_FILE:-}" ]; then
+    echo "$STOP" >"$PG_STOP_FILE"
+fi
 echo "postgresql://herald@127.0.0.1:$PORT/herald"
