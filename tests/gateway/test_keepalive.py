@@ -49,7 +49,7 @@ async def test_schedule_pings_one_interval_after_open_and_after_each_ping() -> N
     pong: asyncio.Future[float] = loop.create_future()
     schedule.sent(a, 10.0, pong)
     pong.set_result(0.001)
-    schedule.answered(10.1)
+    schedule.answered()
     assert schedule.due(13.0) == [b]
     assert schedule.due(19.9) == []
     assert schedule.due(20.0) == [a]  # one interval after its last ping

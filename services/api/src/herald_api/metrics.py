@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from herald_api.asgi import ResponseStatus, route_of
 from herald_api.errors import status_of
 
 
@@ -48,23 +49,16 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             return
         metrics: ApiMetrics = scope["litestar_app"].state.metrics
         started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        respond = ResponseStatus(send)
         try:
-            await app(scope, receive, capture)
+            await app(scope, receive, respond)
         except BaseException as exc:
-            status = status_of(exc)
+            respond.status = status_of(exc)
             raise
         finally:
-            route = str(scope.get("path_template") or "unmatched")
+            route = route_of(scope)
             method = str(scope.get("method", "-"))
-            metrics.requests.labels(method, route, str(status)).inc()
+            metrics.requests.labels(method, route, str(respond.status)).inc()
             metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
     return middleware

@@ -9,9 +9,10 @@ raw path. With tracing off the middleware checks one flag and passes the request
 from __future__ import annotations
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, StatusCode
 
+from herald_api.asgi import ResponseStatus, route_of
 from herald_api.errors import status_of
 from herald_common import telemetry
 
@@ -33,13 +34,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         method = str(scope.get("method", "-"))
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        respond = ResponseStatus(send)
 
         with _tracer.start_as_current_span(
             method,
@@ -50,16 +45,16 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             set_status_on_exception=False,
         ) as span:
             try:
-                await app(scope, receive, capture)
+                await app(scope, receive, respond)
             except BaseException as exc:
-                status = status_of(exc)
+                respond.status = status_of(exc)
                 raise
             finally:
-                route = str(scope.get("path_template") or "unmatched")
+                route = route_of(scope)
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                span.set_attribute("http.response.status_code", respond.status)
+                if respond.status >= 500:
                     span.set_status(StatusCode.ERROR)
 
     return middleware

@@ -48,7 +48,7 @@ class Schedule(Generic[C]):
     interval: float
     timeout: float
     _due: list[tuple[float, int, weakref.ref[C]]] = field(default_factory=list)
-    #: (deadline, connection, pong future); deadlines grow in insertion order
+    #: (when the ping went, connection, pong future), in the order the pings went
     _waiting: deque[tuple[float, weakref.ref[C], asyncio.Future[float]]] = field(default_factory=deque)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -70,36 +70,39 @@ class Schedule(Generic[C]):
 
     def sent(self, conn: C, now: float, pong: asyncio.Future[float]) -> None:
         """A ping went to ``conn`` at ``now``; ``pong`` completes when its pong arrives."""
-        self._waiting.append((now + self.timeout, weakref.ref(conn), pong))
+        self._waiting.append((now, weakref.ref(conn), pong))
+
+    def _settled(self, sent: float, ref: weakref.ref[C], pong: asyncio.Future[float]) -> None:
+        # Answered: the next ping is one interval after this one. A failed pong future
+        # means the connection closed: nothing more to do.
+        if not pong.cancelled() and pong.exception() is None:
+            self._push(sent + self.interval, ref)
 
     def expired(self, now: float) -> list[C]:
         """Connections whose pong did not come in time; the others that answered are scheduled again."""
         late = []
-        while self._waiting and self._waiting[0][0] <= now:
-            deadline, ref, pong = self._waiting.popleft()
-            if not pong.done():
-                pong.cancel()
-                conn = ref()
-                if conn is not None:
-                    late.append(conn)
-            elif not pong.cancelled() and pong.exception() is None:
-                self._push(deadline - self.timeout + self.interval, ref)
-            # a pong future failed: the connection closed, nothing more to do
+        while self._waiting and self._waiting[0][0] + self.timeout <= now:
+            sent, ref, pong = self._waiting.popleft()
+            if pong.done():
+                self._settled(sent, ref, pong)
+                continue
+            pong.cancel()
+            conn = ref()
+            if conn is not None:
+                late.append(conn)
         return late
 
-    def answered(self, now: float) -> None:
+    def answered(self) -> None:
         """Schedule again the connections whose pong came, without waiting for their deadline."""
         while self._waiting and self._waiting[0][2].done():
-            deadline, ref, pong = self._waiting.popleft()
-            if not pong.cancelled() and pong.exception() is None:
-                self._push(max(now, deadline - self.timeout + self.interval), ref)
+            self._settled(*self._waiting.popleft())
 
     def __len__(self) -> int:
         return len(self._due) + len(self._waiting)
 
 
 class Pingable(Protocol):
-    """What keepalive needs from a ``websockets`` connection."""
+    """What keepalive needs from a connection (:class:`~herald_gateway.connection.ClientConnection`)."""
 
     async def ping(self) -> Awaitable[float]: ...
 
@@ -130,7 +133,7 @@ class Keepalive:
 
     async def tick(self, now: float) -> None:
         schedule = self.schedule
-        schedule.answered(now)
+        schedule.answered()
         for conn in schedule.expired(now):
             if conn.open:
                 self.timeouts += 1
