@@ -43,3 +43,68 @@ async def test_bad_bodies_are_bad_request(client: httpx.AsyncClient, body: dict[
     response = await client.post("/api/publish", json=body, headers=auth("s", "publisher"))
     assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
+
+
+async def test_reserved_namespace_is_forbidden(client: httpx.AsyncClient, app: Litestar) -> None:
+    for topic in ("messages", "messages.user.bob", "messages.channel.c1"):
+        response = await client.post("/api/publish", json={"topic": topic, "data": 1}, headers=auth("s", "admin"))
+        assert response.status_code == 403, topic
+        assert response.json()["code"] == "forbidden"
+    assert await outbox_events(app) == []
+
+
+async def test_a_batch_is_recorded_in_item_order(client: httpx.AsyncClient, app: Litestar) -> None:
+    items = [{"topic": f"t.{n % 3}", "data": n} for n in range(10)]
+    response = await client.post("/api/publish/batch", json={"items": items}, headers=auth("s", "publisher"))
+    assert response.status_code == 202
+    ids = response.json()["eventIds"]
+    assert len(ids) == len(set(ids)) == 10
+    assert await outbox_events(app) == [(TOPIC_PUBLISHED, {"topic": f"t.{n % 3}", "data": n}) for n in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("bad", "code", "status"),
+    [({"topic": "a..b", "data": 1}, "invalid_topic", 400), ({"topic": "messages.user.x", "data": 1}, "forbidden", 403)],
+)
+async def test_a_bad_batch_item_is_named_and_nothing_is_published(
+    client: httpx.AsyncClient, app: Litestar, bad: dict[str, Any], code: str, status: int
+) -> None:
+    items: list[dict[str, Any]] = [{"topic": "ok", "data": n} for n in range(5)]
+    items[3] = bad
+    response = await client.post("/api/publish/batch", json={"items": items}, headers=auth("s", "publisher"))
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert "items[3]" in response.json()["message"]
+    assert await outbox_events(app) == []
+
+
+@pytest.mark.parametrize(
+    "items", [[], [{"topic": "a", "data": 1}] * 1001, [{"topic": "a"}], [{"topic": "a", "data": 1, "x": 1}]]
+)
+async def test_malformed_batches_are_bad_request(
+    client: httpx.AsyncClient, app: Litestar, items: list[dict[str, Any]]
+) -> None:
+    response = await client.post("/api/publish/batch", json={"items": items}, headers=auth("s", "publisher"))
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert await outbox_events(app) == []
+
+
+async def test_batches_need_the_publisher_role(client: httpx.AsyncClient, app: Litestar) -> None:
+    response = await client.post("/api/publish/batch", json={"items": [{"topic": "a", "data": 1}]}, headers=auth("u"))
+    assert response.status_code == 403
+    assert await outbox_events(app) == []
+
+
+async def test_an_idempotency_key_gives_the_same_event_id_per_publisher(client: httpx.AsyncClient) -> None:
+    async def publish(sub: str, key: str) -> str:
+        body = {"topic": "a", "data": 1, "idempotencyKey": key}
+        response = await client.post("/api/publish", json=body, headers=auth(sub, "publisher"))
+        assert response.status_code == 202
+        event_id: str = response.json()["eventId"]
+        return event_id
+
+    first = await publish("app1", "order-17")
+    assert await publish("app1", "order-17") == first
+    assert await publish("app1", "order-18") != first
+    assert await publish("app2", "order-17") != first

@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from herald_bridge.service import publish_event
+from herald_bridge.service import publications
 from herald_common.config import load_settings
-from herald_common.events import MESSAGE_SENT, encode_event, new_event
+from herald_common.events import MESSAGE_SENT, Event, encode_event, new_event
+from herald_common.jsbatch import publish_in_order
 from herald_common.streams import TOPICS_STREAM, ensure_streams
 from tests.support.procs import NatsServer, Service, free_port
 
@@ -33,14 +35,19 @@ async def topic_bodies(js: JetStreamContext, topic: str) -> list[dict[str, objec
         await sub.unsubscribe()
 
 
+async def publish_event(nc: Client, event: Event) -> None:
+    outgoing = publications(event)
+    assert await publish_in_order(nc, nc.jetstream(), outgoing, timeout=5) == (len(outgoing), None)
+
+
 async def test_redelivered_event_is_stored_once(nats_url: str) -> None:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     settings = load_settings({})
     await ensure_streams(js, settings)
     event = new_event(MESSAGE_SENT, {"id": "m1", "senderId": "s1", "recipientId": "r1", "channelId": None})
-    await publish_event(js, event)
-    await publish_event(js, event)  # as after a crash between publish and ack
+    await publish_event(nc, event)
+    await publish_event(nc, event)  # as after a crash between publish and ack
     bodies = await topic_bodies(js, "messages.user.r1")
     assert [b["id"] for b in bodies] == [event.id]
     await nc.close()

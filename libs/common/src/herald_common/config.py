@@ -167,9 +167,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     max_body_bytes: Annotated[Positive, _doc("Largest REST request body accepted (then 413).")] = 1048576
     page_limit_max: Annotated[Positive, _doc("Largest `limit` a history request may ask for.")] = 100
     api_post_rate: Annotated[
-        Annotated[float, Meta(ge=0)], _doc("POST requests per second allowed per token (then 429); 0 disables.")
+        Annotated[float, Meta(ge=0)],
+        _doc("POST requests per second allowed per token without a publisher or admin role (then 429); 0 disables."),
     ] = 50.0
     api_post_burst: Annotated[Positive, _doc("POST requests a token may send at once before the rate applies.")] = 100
+    api_publisher_post_rate: Annotated[
+        Annotated[float, Meta(ge=0)],
+        _doc(
+            "POST requests per second allowed per token with the publisher or admin role (backend producers); "
+            "0 disables."
+        ),
+    ] = 0.0
+    api_publisher_post_burst: Annotated[
+        Positive, _doc("POST requests a publisher token may send at once before its rate applies.")
+    ] = 1000
 
     def sqlite_default_path(self) -> str:
         return os.path.join(self.data_dir, "herald.db")

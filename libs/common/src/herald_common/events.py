@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Any
 
@@ -37,13 +38,22 @@ class Event(msgspec.Struct, frozen=True, rename="camel"):
         return EVENT_PREFIX + self.type
 
 
-def new_event(type_: str, data: dict[str, Any]) -> Event:
+def new_event(type_: str, data: dict[str, Any], event_id: str | None = None) -> Event:
+    """A new event; ``event_id`` defaults to a random one (see :func:`keyed_event_id`)."""
     return Event(
-        id=uuid.uuid4().hex,
+        id=event_id or uuid.uuid4().hex,
         type=type_,
         occurred_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         data=data,
     )
+
+
+def keyed_event_id(owner: str, key: str) -> str:
+    """The event id of ``owner``'s publication with idempotency ``key``: the same pair gives
+    the same id, so JetStream drops a repeat as a duplicate of the first (the id is its
+    ``Nats-Msg-Id``), and different owners' keys never collide."""
+    scoped = f"{len(owner)}:{owner}:{key}".encode()
+    return hashlib.blake2b(scoped, digest_size=16, person=b"herald-idem").hexdigest()
 
 
 _decoder = msgspec.json.Decoder(Event)

@@ -1,4 +1,8 @@
-"""Herald's JetStream streams, declared in one place and created idempotently."""
+"""Herald's JetStream streams, declared in one place and created idempotently.
+
+Both allow atomic batch publishes (:mod:`herald_common.jsbatch`): the api, its outbox relay
+and the bridge write many messages per acknowledgement that way.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ def events_stream_config(settings: Settings) -> StreamConfig:
         max_age=settings.events_max_age,
         duplicate_window=settings.dedup_window,
         discard=DiscardPolicy.OLD,
+        allow_atomic=True,
     )
 
 
@@ -54,6 +59,7 @@ def topics_stream_config(settings: Settings) -> StreamConfig:
         max_age=settings.history_ttl,
         duplicate_window=settings.dedup_window,
         discard=DiscardPolicy.OLD,
+        allow_atomic=True,
         republish=RePublish(src=TOPIC_PREFIX + ">", dest=LIVE_PREFIX + ">"),
     )
 

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from herald_api.auth import VerifiedTokens, provide_claims, require_token
+from herald_api.direct import DirectPublisher
 from herald_api.domain.channels.controllers import ChannelController
 from herald_api.domain.channels.services import ChannelService
 from herald_api.domain.messages.controllers import MessageController
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> Litestar:
     storage = SqlStorage(create_engine(settings))
     link = NatsLink(settings)
     relay = OutboxRelay(storage, link)
+    direct = DirectPublisher(link, relay)
     writes = GroupCommit(storage)
     responder = MembershipResponder(storage)
     link.add_connected_hook(responder.subscribe)
@@ -60,9 +62,11 @@ def create_app(settings: Settings) -> Litestar:
         link.start()
         relay.start()
         writes.start()
+        direct.start()
         try:
             yield
         finally:
+            await direct.close()
             await writes.close()
             await relay.close()
             await link.close()
@@ -84,10 +88,12 @@ def create_app(settings: Settings) -> Litestar:
             "verifier": TokenVerifier(settings),
             "verified_tokens": VerifiedTokens(leeway=settings.jwt_leeway),
             "rate_limiter": RateLimiter(settings.api_post_rate, settings.api_post_burst),
+            "publisher_rate_limiter": RateLimiter(settings.api_publisher_post_rate, settings.api_publisher_post_burst),
             "metrics": ApiMetrics(),
             "message_service": MessageService(storage, writes, relay.wake, settings.page_limit_max),
             "channel_service": ChannelService(storage, relay.wake),
-            "publish_service": PublishService(writes, relay.wake),
+            "publish_service": PublishService(writes, relay.wake, direct),
+            "direct_publisher": direct,
             "topic_service": TopicService(storage, TopicHistory(link), settings.page_limit_max),
         }
     )

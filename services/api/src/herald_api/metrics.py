@@ -37,6 +37,11 @@ class ApiMetrics:
             "Events this process has published to JetStream since it started.",
             registry=self.registry,
         )
+        self.events_direct = Gauge(
+            "herald_api_events_direct",
+            "Events this process has stored straight in JetStream (no outbox) since it started.",
+            registry=self.registry,
+        )
         self.nats_connected = Gauge("herald_api_nats_connected", "1 while connected to NATS.", registry=self.registry)
 
 

@@ -35,6 +35,7 @@ class NatsLink:
         self._on_connected: list[OnConnected] = []
         self._on_reconnected: list[Callable[[], None]] = []
         self._streams_lock = asyncio.Lock()
+        self._streams_declared = False
 
     def add_connected_hook(self, hook: OnConnected) -> None:
         self._on_connected.append(hook)
@@ -45,6 +46,17 @@ class NatsLink:
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and Herald's streams were declared on this connection's server."""
+        return self._streams_declared and self.connected
+
+    def client(self) -> Client:
+        """The NATS connection; raises ``unavailable`` before the first connection."""
+        if self._client is None:
+            raise HeraldError(ErrorCode.UNAVAILABLE, "not connected to NATS yet")
+        return self._client
 
     def jetstream(self) -> JetStreamContext:
         """The JetStream context (one per connection: its ``publish_async`` replies come
@@ -76,6 +88,7 @@ class NatsLink:
         while True:
             try:
                 await self.ensure_streams()
+                self._streams_declared = True
                 break
             except Exception as exc:  # JetStream not ready, timeouts, server restarting
                 log.warning("cannot declare streams yet: %s", exc)

@@ -16,12 +16,18 @@ Notify = Callable[[], None]
 
 
 async def record_event(tx: Transaction, type_: str, data: dict[str, Any]) -> Event:
-    """Add ``event`` to the outbox with the caller's trace context, so its publication
-    continues the request's trace whenever and wherever the relay sends it."""
+    """Add a new event to the outbox (see :func:`record_events`)."""
     event = new_event(type_, data)
+    await record_events(tx, [event])
+    return event
+
+
+async def record_events(tx: Transaction, events: list[Event]) -> None:
+    """Add ``events`` to the outbox, in order, with the caller's trace context, so their
+    publication continues the request's trace whenever and wherever the relay sends them."""
     context = None
     if telemetry.tracing_enabled:
         headers = telemetry.carrier()
         context = msgspec.json.encode(headers).decode() if headers else None
-    await tx.outbox.add(event.id, event.subject, encode_event(event), context)
-    return event
+    for event in events:
+        await tx.outbox.add(event.id, event.subject, encode_event(event), context)

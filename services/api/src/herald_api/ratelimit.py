@@ -10,7 +10,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from herald_api.auth import request_token
+from herald_api.auth import authenticate, request_token
 from herald_common.errors import ErrorCode, HeraldError
 
 #: Past this many tracked tokens, buckets that have refilled completely are dropped.
@@ -49,8 +49,16 @@ class RateLimiter:
 async def post_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard for POST handlers: 429 ``rate_limited`` when the token's bucket is empty.
 
+    Tokens with the publisher or admin role (backend producers) have a limit of their own,
+    off by default; everyone else's is ``HERALD_API_POST_RATE``.
+
     Async although it never waits: litestar runs a plain function guard in a worker thread.
     """
-    limiter: RateLimiter = connection.app.state.rate_limiter
-    if not limiter.allow(request_token(connection)):
+    token = request_token(connection)
+    limiter: RateLimiter = (
+        connection.app.state.publisher_rate_limiter
+        if authenticate(connection).can_publish_rest
+        else connection.app.state.rate_limiter
+    )
+    if not limiter.allow(token):
         raise HeraldError(ErrorCode.RATE_LIMITED, "too many requests for this token; slow down")

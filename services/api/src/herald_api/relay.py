@@ -2,15 +2,14 @@
 
 A row is deleted only after JetStream acknowledged it; a crash in between publishes it
 again and JetStream drops the copy by its ``Nats-Msg-Id`` (the event id) within the
-dedup window. Two api processes may both relay the same row; the dedup id covers that too.
+dedup window. Two api processes may both relay the same rows at once; the ids cover that
+too, batch or not (see :mod:`herald_common.jsbatch`: a batch holding a row the other relay
+already stored is published again one row at a time).
 
-Rows go out in insertion order, each after the previous one's acknowledgement, and the
-acknowledged ones are deleted together. Publishing ahead would be faster but could store a
-later event when an earlier one was refused (a stream leader election answers one publish
-with "no responders" and takes the next), which would reorder every topic downstream.
-JetStream's ``Nats-Expected-Last-Msg-Id`` would prevent that, but on a replicated stream a failed
-expectation made nats-server 2.15.1 stop accepting writes to the stream (seen on R3), so it
-is not used.
+Rows go out in insertion order as atomic batches of up to 1,000, one batch in flight: a
+batch is stored whole or not at all, so a refused row can never be followed by stored
+later ones, which would reorder every topic downstream. The acknowledged rows are deleted
+together after each batch.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import contextlib
 import logging
 
 import msgspec
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import trace
@@ -28,12 +28,14 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from herald_api.natslink import NatsLink
 from herald_api.storage.protocols import OutboxEntry, Storage
 from herald_common import telemetry
+from herald_common.jsbatch import MAX_BATCH, MSG_ID, Outgoing
+from herald_common.jsbatch import publish_in_order as publish_messages
 
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
 _carrier = msgspec.json.Decoder(dict[str, str])
 
-BATCH = 100
+BATCH = MAX_BATCH
 PUBLISH_TIMEOUT = 2.0
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
@@ -49,9 +51,20 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         self._closing = False
+        # Until a drain finds the outbox empty it may hold rows, of this process or another.
+        self._backlog = True
+        self._recorded = 0
+
+    @property
+    def backlog(self) -> bool:
+        """True while the outbox may hold rows not yet published: a new event must then go
+        through the outbox too, or it could be stored ahead of them."""
+        return self._backlog
 
     def wake(self) -> None:
         """Call after committing outbox rows: the relay starts publishing at once."""
+        self._recorded += 1
+        self._backlog = True
         self._wake.set()
 
     def start(self) -> None:
@@ -96,11 +109,15 @@ class OutboxRelay:
         """
         total = 0
         while True:
+            recorded = self._recorded
             async with self._storage.transaction(read_only=True) as tx:
                 entries = await tx.outbox.pending(BATCH)
             if not entries:
+                # Rows committed (and announced) while we read may not have been seen.
+                if recorded == self._recorded:
+                    self._backlog = False
                 return total
-            acked, error = await publish_in_order(self._link.jetstream(), entries)
+            acked, error = await publish_in_order(self._link.client(), self._link.jetstream(), entries)
             if acked:
                 async with self._storage.transaction() as tx:
                     await tx.outbox.remove([entry.seq for entry in entries[:acked]])
@@ -110,24 +127,24 @@ class OutboxRelay:
                 raise error
 
 
-async def publish_in_order(js: JetStreamContext, entries: list[OutboxEntry]) -> tuple[int, Exception | None]:
-    """Publish ``entries`` one after another, each after the previous one's acknowledgement.
+async def publish_in_order(
+    nc: Client, js: JetStreamContext, entries: list[OutboxEntry]
+) -> tuple[int, Exception | None]:
+    """Publish ``entries`` in order (atomic batches, see :func:`herald_common.jsbatch.publish_in_order`).
 
-    Returns how many leading entries JetStream acknowledged, and the error of the first
-    one it did not (None when all were); nothing after a failed entry is sent.
+    Returns how many leading entries JetStream holds now, and the error that stopped the
+    rest (None when all are stored); nothing after a failed entry is stored.
     """
-    acked = 0
+    spans: list[Span | None] = []
+    messages: list[Outgoing] = []
     for entry in entries:
-        headers = {"Nats-Msg-Id": entry.event_id}
-        span = _start_span(entry, headers) if telemetry.tracing_enabled else None
-        try:
-            await js.publish(entry.subject, entry.payload, timeout=PUBLISH_TIMEOUT, headers=headers)
-        except Exception as exc:
-            _end_span(span, exc)
-            return acked, exc
-        _end_span(span, None)
-        acked += 1
-    return acked, None
+        headers = {MSG_ID: entry.event_id}
+        spans.append(_start_span(entry, headers) if telemetry.tracing_enabled else None)
+        messages.append(Outgoing(entry.subject, entry.payload, headers))
+    acked, error = await publish_messages(nc, js, messages, PUBLISH_TIMEOUT)
+    for index, span in enumerate(spans):
+        _end_span(span, error if index >= acked else None)
+    return acked, error
 
 
 def _start_span(entry: OutboxEntry, headers: dict[str, str]) -> Span:

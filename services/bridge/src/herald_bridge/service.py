@@ -5,10 +5,13 @@ over when its lease runs out, resuming right after the last sequence it recorded
 one at a time is what keeps every topic in event order: two bridges publishing different
 events at once would interleave them.
 
-- An event's topic publications are stored before the event counts as done, and the
-  checkpoint is written after each batch. Each publication carries a ``Nats-Msg-Id`` made of
-  the event id and the topic, so events published again after a takeover or a restart
-  (those after the last checkpoint) are dropped by JetStream's duplicate window.
+- Events are fetched in runs of up to 1,000; their topic publications go out in event
+  order as JetStream atomic batches (:mod:`herald_common.jsbatch`), each stored whole or
+  not at all, one batch in flight, and the checkpoint is written once a run is stored.
+  Each publication carries a ``Nats-Msg-Id`` made of the event id and the topic, so events
+  published again after a takeover or a restart (those after the last checkpoint) are
+  dropped by JetStream's duplicate window; a batch holding such a copy is refused whole
+  and then published one message at a time.
 - A failed publish is retried in place, never skipped: the bridge stalls rather than
   reorder or lose.
 
@@ -24,12 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 
 import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -42,6 +45,7 @@ from herald_common import telemetry
 from herald_common.config import Settings
 from herald_common.events import EVENT_PREFIX, Event, decode_event
 from herald_common.health import HealthServer
+from herald_common.jsbatch import MSG_ID, Outgoing, publish_in_order
 from herald_common.natsconn import connect_until
 from herald_common.streams import EVENTS_STREAM, ensure_streams
 from herald_common.topics import topic_subject
@@ -49,62 +53,79 @@ from herald_common.wire import encode
 
 log = logging.getLogger(__name__)
 
-BATCH = 256
+#: Events fetched at most per pull; their publications go out as atomic batches.
+BATCH = 1000
 PUBLISH_TIMEOUT = 2.0
 MAX_BACKOFF = 2.0
 
 _tracer = telemetry.tracer(__name__)
 
 
-async def publish_event(js: JetStreamContext, event: Event) -> int:
-    """Publish ``event`` to each of its topics (one encoded body reused for all).
+@dataclass(slots=True)
+class _Work:
+    """The topic publications of a fetched run of events, and their spans."""
 
-    Returns how many topic publications were stored.
-    """
+    messages: list[Outgoing] = field(default_factory=list)
+    spans: list[trace.Span] = field(default_factory=list)
+    events: int = 0
+
+    def end_spans(self, error: BaseException | None = None) -> None:
+        for span in self.spans:
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(trace.StatusCode.ERROR, type(error).__name__)
+            span.end()
+        self.spans.clear()
+
+
+def publications(event: Event) -> list[Outgoing]:
+    """The messages that put ``event`` on each of its topics (one encoded body for all)."""
     topics = topics_for(event)
     if not topics:
-        return 0
+        return []
     body = encode(publication_for(event))
-    headers = [{"Nats-Msg-Id": message_id(event, topic)} for topic in topics]
-    spans: list[trace.Span] = []
-    if telemetry.tracing_enabled:
-        for topic, topic_headers in zip(topics, headers, strict=True):
-            subject = topic_subject(topic)
-            span = _tracer.start_span(
-                f"publish {subject}",
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.operation.type": "publish",
-                    "messaging.destination.name": subject,
-                    "messaging.message.id": topic_headers["Nats-Msg-Id"],
-                },
-            )
-            telemetry.inject(topic_headers, trace.set_span_in_context(span))
-            spans.append(span)
-    try:
-        await asyncio.gather(
-            *(
-                js.publish(topic_subject(topic), body, timeout=PUBLISH_TIMEOUT, headers=topic_headers)
-                for topic, topic_headers in zip(topics, headers, strict=True)
-            )
+    return [Outgoing(topic_subject(topic), body, {MSG_ID: message_id(event, topic)}) for topic in topics]
+
+
+def _trace(work: _Work, msg: Msg, event: Event, outgoing: list[Outgoing]) -> None:
+    """Spans for one event (continuing the api's trace) and each of its publications; each
+    publication's context goes out in its headers."""
+    process = _tracer.start_span(
+        f"process {msg.subject}",
+        context=telemetry.extract(msg.headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": msg.subject,
+            "messaging.message.id": event.id,
+            "herald.event.type": event.type,
+        },
+    )
+    work.spans.append(process)
+    parent = trace.set_span_in_context(process)
+    for message in outgoing:
+        span = _tracer.start_span(
+            f"publish {message.subject}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "publish",
+                "messaging.destination.name": message.subject,
+                "messaging.message.id": message.headers[MSG_ID],
+            },
         )
-    except BaseException as exc:
-        for span in spans:
-            span.record_exception(exc)
-            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
-        raise
-    finally:
-        for span in spans:
-            span.end()
-    return len(topics)
+        telemetry.inject(message.headers, trace.set_span_in_context(span))
+        work.spans.append(span)
 
 
 class Bridge:
     """The active bridge's loop; returns when stopped, raises :class:`LostLeaseError` when replaced."""
 
-    def __init__(self, js: JetStreamContext, lease: Lease, stop: asyncio.Event, metrics: Metrics) -> None:
-        self._js = js
+    def __init__(self, nc: Client, lease: Lease, stop: asyncio.Event, metrics: Metrics) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
         self._lease = lease
         self._stop = stop
         self._metrics = metrics
@@ -125,58 +146,58 @@ class Bridge:
             return state.first_seq
         return start
 
-    async def _publish_with_retry(self, event: Event) -> bool:
-        backoff = 0.1
-        while True:
-            try:
-                stored = await publish_event(self._js, event)
-                log.debug("event bridged", extra={"event_id": event.id, "event_type": event.type, "topics": stored})
-                self.events += 1
-                self._metrics.events.inc()
-                self._metrics.publications.inc(stored)
-                return True
-            except (nats.errors.Error, TimeoutError) as exc:
-                self._metrics.publish_failures.inc()
-                if self._stop.is_set():
-                    return False
-                log.warning("publishing event %s failed, retrying: %s", event.id, type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                if self._lease.due():
-                    with contextlib.suppress(nats.errors.Error, TimeoutError):
-                        await self._lease.renew()
-
-    async def _process(self, msg: Msg, event: Event) -> bool:
-        if not telemetry.tracing_enabled:
-            return await self._publish_with_retry(event)
-        with _tracer.start_as_current_span(
-            f"process {msg.subject}",
-            context=telemetry.extract(msg.headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": msg.subject,
-                "messaging.message.id": event.id,
-                "herald.event.type": event.type,
-            },
-        ):
-            return await self._publish_with_retry(event)
-
-    async def _handle(self, msgs: list[Msg]) -> None:
-        done = None
+    def _prepare(self, msgs: list[Msg]) -> _Work:
+        work = _Work()
         for msg in msgs:
             try:
                 event = decode_event(msg.data)
             except msgspec.MsgspecError as exc:
                 self._metrics.undecodable.inc()
                 log.error("skipping undecodable event at sequence %d: %s", msg.metadata.sequence.stream, exc)
-            else:
-                if not await self._process(msg, event):
-                    break
-            done = msg.metadata.sequence.stream
-        if done is not None:
-            await self._lease.renew(done)
+                continue
+            outgoing = publications(event)
+            if telemetry.tracing_enabled:
+                _trace(work, msg, event, outgoing)
+            work.messages.extend(outgoing)
+            work.events += 1
+        return work
+
+    async def _publish(self, work: _Work) -> bool:
+        """Store every publication of ``work`` in order, retrying in place; False when stopped first."""
+        backoff = 0.1
+        done = 0
+        while True:
+            acked, error = await publish_in_order(self._nc, self._js, work.messages[done:], PUBLISH_TIMEOUT)
+            done += acked
+            if error is None:
+                return True
+            self._metrics.publish_failures.inc()
+            if self._stop.is_set():
+                return False
+            log.warning("publishing topic messages failed, retrying: %s", type(error).__name__)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            if self._lease.due():
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    await self._lease.renew()
+
+    async def _handle(self, msgs: list[Msg]) -> None:
+        """Publish a fetched run of events to their topics, then record the checkpoint."""
+        work = self._prepare(msgs)
+        try:
+            published = await self._publish(work)
+        except BaseException as exc:
+            work.end_spans(exc)
+            raise
+        work.end_spans()
+        if not published:
+            return  # stopping: the events after the checkpoint are published again later
+        log.debug("events bridged", extra={"events": work.events, "publications": len(work.messages)})
+        self.events += work.events
+        self._metrics.events.inc(work.events)
+        self._metrics.publications.inc(len(work.messages))
+        if msgs:
+            await self._lease.renew(msgs[-1].metadata.sequence.stream)
 
     async def run(self) -> None:
         start = await self._start_sequence()
@@ -246,7 +267,7 @@ async def _bridge(nc: Client, settings: Settings, stop: asyncio.Event, metrics: 
                 if await lease.try_acquire():
                     metrics.active.set(1)
                     try:
-                        await Bridge(js, lease, stop, metrics).run()
+                        await Bridge(nc, lease, stop, metrics).run()
                     finally:
                         metrics.active.set(0)
                     continue

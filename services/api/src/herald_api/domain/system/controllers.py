@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from herald_api.direct import DirectPublisher
 from herald_api.metrics import ApiMetrics
 from herald_api.natslink import NatsLink
 from herald_api.relay import OutboxRelay
@@ -70,5 +71,7 @@ class SystemController(Controller):
         except Exception as exc:
             log.warning("cannot count the outbox backlog: %s", type(exc).__name__)
         metrics.outbox_published.set(relay.published)
+        direct: DirectPublisher = state.direct_publisher
+        metrics.events_direct.set(direct.published)
         metrics.nats_connected.set(1 if link.connected else 0)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST, status_code=200)

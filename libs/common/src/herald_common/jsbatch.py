@@ -1,0 +1,137 @@
+"""Publishing a run of messages to one JetStream stream in order: one write for many.
+
+A JetStream atomic batch (nats-server 2.12+, stream with ``allow_atomic``) stores every
+message of the batch or none of them, in the order sent, for one acknowledgement and one
+fsync. That is what lets the relay and the bridge publish many messages at once without
+the hazard of plain pipelining, where a refused message can be followed by stored later
+ones (a reordering downstream).
+
+The protocol is headers on plain publishes: each message carries ``Nats-Batch-Id`` and
+``Nats-Batch-Sequence`` (from 1), the last also ``Nats-Batch-Commit: 1`` and a reply
+subject; the answer to the commit is ``{"stream","seq","batch","count"}`` or an error.
+One duplicate ``Nats-Msg-Id`` rejects the whole batch (error 10201), which on a retry
+means an earlier attempt, or another publisher, stored some of it: :func:`publish_in_order`
+then publishes the messages one at a time, which stores the missing ones in order and
+has JetStream drop the others as duplicates.
+
+A single message is published on its own: an atomic commit costs a few milliseconds more
+than a plain publish, and one message needs no batch to be stored whole.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+#: Messages in one atomic batch at most (nats-server's ``max_msgs`` default).
+MAX_BATCH = 1000
+#: The error code of a batch that holds a message id the stream has already stored.
+DUPLICATE_IN_BATCH = 10201
+
+BATCH_ID = "Nats-Batch-Id"
+BATCH_SEQUENCE = "Nats-Batch-Sequence"
+BATCH_COMMIT = "Nats-Batch-Commit"
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to publish; ``headers`` should hold its ``Nats-Msg-Id``."""
+
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+class BatchError(Exception):
+    """JetStream refused an atomic batch; nothing of it was stored."""
+
+    def __init__(self, err_code: int, description: str) -> None:
+        super().__init__(f"{description} ({err_code})")
+        self.err_code = err_code
+        self.description = description
+
+
+class _ApiError(msgspec.Struct):
+    err_code: int = 0
+    description: str = ""
+
+
+class _BatchAck(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    count: int = 0
+    error: _ApiError | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(_BatchAck)
+
+
+async def publish_atomic(nc: Client, messages: Sequence[Outgoing], timeout: float) -> int:
+    """Store ``messages`` (at most :data:`MAX_BATCH`, one stream) all or nothing; returns the
+    stream sequence of the last one.
+
+    Raises :class:`BatchError` when JetStream refused the batch, and nats-py's errors
+    (timeout, no responders, connection closed) when no answer came: then the batch may or
+    may not have been stored, and publishing it again is safe (its message ids dedupe).
+    """
+    if not messages:
+        raise ValueError("an atomic batch needs at least one message")
+    if len(messages) > MAX_BATCH:
+        raise ValueError(f"an atomic batch holds at most {MAX_BATCH} messages")
+    batch_id = uuid.uuid4().hex
+    last = len(messages)
+    for number, message in enumerate(messages[:-1], start=1):
+        headers = message.headers | {BATCH_ID: batch_id, BATCH_SEQUENCE: str(number)}
+        await nc.publish(message.subject, message.payload, headers=headers)
+    final = messages[-1]
+    headers = final.headers | {BATCH_ID: batch_id, BATCH_SEQUENCE: str(last), BATCH_COMMIT: "1"}
+    answer = await nc.request(final.subject, final.payload, timeout=timeout, headers=headers)
+    try:
+        ack = _ack_decoder.decode(answer.data)
+    except msgspec.DecodeError:
+        raise BatchError(0, f"unreadable batch acknowledgement {answer.data[:80]!r}") from None
+    if ack.error is not None:
+        raise BatchError(ack.error.err_code, ack.error.description or "batch refused")
+    if ack.count != last:
+        raise BatchError(0, f"batch acknowledged {ack.count} messages of {last}")
+    return ack.seq
+
+
+async def publish_in_order(
+    nc: Client, js: JetStreamContext, messages: Sequence[Outgoing], timeout: float
+) -> tuple[int, Exception | None]:
+    """Publish ``messages`` in order, each stored at most once; nothing is sent after a failure.
+
+    Runs of up to :data:`MAX_BATCH` go out as atomic batches (a lone message as a plain
+    publish). Returns how many leading messages are now stored (or were already, as
+    duplicates) and the error that stopped the rest, or None when all are stored.
+    """
+    done = 0
+    while done < len(messages):
+        chunk = messages[done : done + MAX_BATCH]
+        if len(chunk) > 1:
+            try:
+                await publish_atomic(nc, chunk, timeout)
+            except BatchError as exc:
+                if exc.err_code != DUPLICATE_IN_BATCH:
+                    return done, exc
+            except Exception as exc:  # no answer: stored or not, a retry dedupes
+                return done, exc
+            else:
+                done += len(chunk)
+                continue
+        # A lone message, or a batch holding some already stored message: one at a time,
+        # so JetStream drops the duplicates and stores the rest in order.
+        for message in chunk:
+            try:
+                await js.publish(message.subject, message.payload, timeout=timeout, headers=message.headers)
+            except Exception as exc:
+                return done, exc
+            done += 1
+    return done, None

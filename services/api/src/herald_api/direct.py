@@ -1,0 +1,163 @@
+"""Raw publications go straight to JetStream, many requests per write.
+
+A ``POST /api/publish`` answered 202 must be durable. JetStream (every write fsynced, as
+``herald up`` and the deployments run it) is as durable a place for the event as the SQL
+outbox, and storing it there directly spares the outbox insert, the relay's read and its
+delete. Events of concurrent requests are gathered while a write is in flight and go out
+together as one atomic batch (:mod:`herald_common.jsbatch`), one write at a time, so a
+request's events are stored in order and requests answered one after another are stored in
+that order too.
+
+The outbox stays the fallback: while NATS is away, when a write fails, or while the outbox
+still holds rows (a later event must not overtake an earlier one waiting there),
+:meth:`DirectPublisher.available` is false or :meth:`DirectPublisher.publish` raises, and
+the caller records the events in the outbox instead. An event that was stored after all
+(an answer lost on the way) is dropped as a duplicate when the relay publishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from herald_api.natslink import NatsLink
+from herald_api.relay import PUBLISH_TIMEOUT, OutboxRelay
+from herald_common import telemetry
+from herald_common.events import Event, encode_event
+from herald_common.jsbatch import MAX_BATCH, MSG_ID, Outgoing, publish_in_order
+
+log = logging.getLogger(__name__)
+_tracer = telemetry.tracer(__name__)
+
+
+@dataclass(slots=True)
+class _Request:
+    messages: list[Outgoing]
+    spans: list[Span]
+    done: asyncio.Future[None]
+
+
+class DirectPublisher:
+    """Publishes the events of concurrent requests to JetStream, one write in flight."""
+
+    def __init__(self, link: NatsLink, relay: OutboxRelay, timeout: float = PUBLISH_TIMEOUT) -> None:
+        self._link = link
+        self._relay = relay
+        self._timeout = timeout
+        self._queue: list[_Request] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Events this process stored in JetStream without the outbox.
+        self.published = 0
+
+    def available(self) -> bool:
+        """True when an event may go straight to JetStream (else: record it in the outbox)."""
+        return self._task is not None and self._link.ready and not self._relay.backlog
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="direct-publisher")
+
+    async def close(self) -> None:
+        """Finish the write in flight; requests still queued fail (their callers fall back)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for request in self._queue:
+            if not request.done.done():
+                request.done.set_exception(ConnectionError("the api is stopping"))
+        self._queue.clear()
+
+    async def publish(self, events: list[Event]) -> None:
+        """Store ``events`` in JetStream, in order; returns once they are stored.
+
+        Raises when they may not be (NATS away or slow, JetStream refusing): the caller then
+        records them in the outbox. At most :data:`~herald_common.jsbatch.MAX_BATCH` events.
+        """
+        if len(events) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} events at once")
+        messages: list[Outgoing] = []
+        spans: list[Span] = []
+        for event in events:
+            headers = {MSG_ID: event.id}
+            if telemetry.tracing_enabled:
+                span = _start_span(event)
+                telemetry.inject(headers, trace.set_span_in_context(span))
+                spans.append(span)
+            messages.append(Outgoing(event.subject, encode_event(event), headers))
+        request = _Request(messages, spans, asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        self._wake.set()
+        try:
+            await request.done
+        except BaseException as exc:
+            _end_spans(spans, exc)
+            raise
+        _end_spans(spans, None)
+
+    def _take(self) -> list[_Request]:
+        """The queued requests that fit one batch (always at least the first)."""
+        size = 0
+        count = 0
+        for request in self._queue:
+            if count and size + len(request.messages) > MAX_BATCH:
+                break
+            size += len(request.messages)
+            count += 1
+        taken = self._queue[:count]
+        del self._queue[:count]
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                requests = [r for r in self._take() if not r.done.done()]
+                if requests:
+                    await self._write(requests)
+
+    async def _write(self, requests: list[_Request]) -> None:
+        messages = [message for request in requests for message in request.messages]
+        try:
+            acked, error = await publish_in_order(self._link.client(), self._link.jetstream(), messages, self._timeout)
+        except Exception as exc:  # not connected yet, or closed under us
+            acked, error = 0, exc
+        stored = 0
+        for request in requests:
+            stored += len(request.messages)
+            if request.done.done():
+                continue
+            if stored <= acked:
+                request.done.set_result(None)
+            else:
+                request.done.set_exception(error or ConnectionError("not stored"))
+        self.published += acked
+        if error is not None:
+            log.info("direct publish failed, events go through the outbox: %s", type(error).__name__)
+
+
+def _start_span(event: Event) -> Span:
+    return _tracer.start_span(
+        f"publish {event.subject}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": event.subject,
+            "messaging.message.id": event.id,
+        },
+    )
+
+
+def _end_spans(spans: list[Span], error: BaseException | None) -> None:
+    for span in spans:
+        if error is not None:
+            span.set_status(StatusCode.ERROR, type(error).__name__)
+        span.end()

@@ -1,0 +1,116 @@
+"""Raw publications with NATS up: stored straight in JetStream, in order, exactly once;
+with NATS away or the outbox holding rows: through the outbox, still in order."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from herald_api.app import create_app
+from herald_api.direct import DirectPublisher
+from herald_common.events import TOPIC_PUBLISHED
+from tests.api.conftest import EventReader, app_storage, auth, make_settings, serving, wait_until
+from tests.support.procs import NatsServer
+
+pytestmark = pytest.mark.integration
+
+PUBLISHER = auth("app", "publisher")
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/readyz")).status_code == 200
+
+
+async def _outbox_count(app: object) -> int:
+    async with app_storage(app).transaction() as tx:  # type: ignore[arg-type]
+        return await tx.outbox.count()
+
+
+async def test_concurrent_publishes_are_stored_directly_each_once(
+    tmp_path: Path, nats_url: str, events: EventReader
+) -> None:
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'h.db'}", nats_url))
+    async with serving(app) as http:
+        await wait_until(lambda: _ready(http))
+        direct: DirectPublisher = app.state.direct_publisher
+        await wait_until(lambda: _available(direct))
+
+        async def one(n: int) -> str:
+            response = await http.post("/api/publish", json={"topic": "d.t", "data": n}, headers=PUBLISHER)
+            assert response.status_code == 202
+            event_id: str = response.json()["eventId"]
+            return event_id
+
+        ids = await asyncio.gather(*(one(n) for n in range(200)))
+        stored = [await events.next() for _ in ids]
+        assert sorted(e.id for e in stored) == sorted(ids)
+        assert all(e.type == TOPIC_PUBLISHED for e in stored)
+        assert await events.count() == 200
+        assert direct.published == 200
+        assert await _outbox_count(app) == 0
+
+
+async def _available(direct: DirectPublisher) -> bool:
+    return direct.available()
+
+
+async def test_a_batch_is_stored_in_item_order_and_a_repeated_key_publishes_nothing(
+    tmp_path: Path, nats_url: str, events: EventReader
+) -> None:
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'h.db'}", nats_url))
+    async with serving(app) as http:
+        await wait_until(lambda: _ready(http))
+        await wait_until(lambda: _available(app.state.direct_publisher))
+        items = [{"topic": "b.t", "data": n, "idempotencyKey": f"k{n}"} for n in range(500)]
+        first = await http.post("/api/publish/batch", json={"items": items}, headers=PUBLISHER)
+        assert first.status_code == 202
+        again = await http.post("/api/publish/batch", json={"items": items}, headers=PUBLISHER)
+        assert again.status_code == 202
+        assert again.json()["eventIds"] == first.json()["eventIds"]
+        single = await http.post("/api/publish", json=items[7], headers=PUBLISHER)
+        assert single.json()["eventId"] == first.json()["eventIds"][7]
+        # A fence: a new publication after the repeats; nothing of the repeats precedes it.
+        fence = await http.post("/api/publish", json={"topic": "b.t", "data": "fence"}, headers=PUBLISHER)
+        stored = [await events.next() for _ in range(501)]
+        assert [e.data["data"] for e in stored] == [*range(500), "fence"]
+        assert stored[-1].id == fence.json()["eventId"]
+        assert await events.count() == 501
+
+
+async def test_while_nats_is_away_publishes_go_through_the_outbox_in_order(
+    tmp_path: Path, nats_server: NatsServer, events: EventReader
+) -> None:
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'h.db'}", nats_server.url))
+    async with serving(app) as http:
+        await wait_until(lambda: _ready(http))
+        direct: DirectPublisher = app.state.direct_publisher
+        await wait_until(lambda: _available(direct))
+        sent: list[int] = []
+
+        async def publish(n: int) -> None:
+            response = await http.post("/api/publish", json={"topic": "o.t", "data": n}, headers=PUBLISHER)
+            assert response.status_code == 202
+            sent.append(n)
+
+        for n in range(5):
+            await publish(n)
+        nats_server.stop()
+        for n in range(5, 15):
+            await publish(n)
+        assert await _outbox_count(app) > 0
+        nats_server.start()
+        # Published one after another while the outbox drains: none may overtake it.
+        for n in range(15, 60):
+            await publish(n)
+            await asyncio.sleep(0.01)
+        stored = [await events.next(within=30) for _ in sent]
+        assert [e.data["data"] for e in stored] == sent
+        await wait_until(lambda: _outbox_is_empty(app))
+        assert await events.count() == len(sent)
+
+
+async def _outbox_is_empty(app: object) -> bool:
+    return await _outbox_count(app) == 0
