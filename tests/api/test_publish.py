@@ -1,4 +1,7 @@
-"""POST /api/publish: roles and topic validation."""
+"""POST /api/publish and /api/publish/batch: roles, validation, batches, idempotency keys.
+
+Every test runs twice: through :mod:`herald_api.fastpath` and through the litestar handlers,
+which must answer alike."""
 
 from __future__ import annotations
 
@@ -8,9 +11,16 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from herald_api.app import create_app
+from herald_common.config import Settings
 from herald_common.events import TOPIC_PUBLISHED
 from tests.api.conftest import auth
 from tests.api.test_messages import outbox_events
+
+
+@pytest.fixture(params=[True, False], ids=["fast-path", "litestar"])
+def app(settings: Settings, request: pytest.FixtureRequest) -> Litestar:
+    return create_app(settings, fast_paths=request.param)
 
 
 @pytest.mark.parametrize("role", ["publisher", "admin"])
@@ -43,6 +53,32 @@ async def test_bad_bodies_are_bad_request(client: httpx.AsyncClient, body: dict[
     response = await client.post("/api/publish", json=body, headers=auth("s", "publisher"))
     assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[1]", b"null", b'{"topic":"a","data":1}x'])
+async def test_unreadable_bodies_are_bad_request(client: httpx.AsyncClient, app: Litestar, raw: bytes) -> None:
+    headers = auth("s", "publisher") | {"Content-Type": "application/json"}
+    response = await client.post("/api/publish", content=raw, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert await outbox_events(app) == []
+
+
+@pytest.mark.parametrize("header", [None, "Basic abc", "Bearer ", "Bearer not-a-jwt"])
+async def test_missing_or_bad_tokens_are_unauthorized(client: httpx.AsyncClient, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    for path, body in (("/api/publish", {"topic": "a", "data": 1}), ("/api/publish/batch", {"items": []})):
+        response = await client.post(path, json=body, headers=headers)
+        assert response.status_code == 401, (path, header)
+        assert response.json()["code"] == "unauthorized"
+
+
+async def test_an_oversized_body_is_too_large(client: httpx.AsyncClient, app: Litestar, settings: Settings) -> None:
+    body = {"topic": "a", "data": "x" * settings.max_body_bytes}
+    response = await client.post("/api/publish", json=body, headers=auth("s", "publisher"))
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+    assert await outbox_events(app) == []
 
 
 async def test_reserved_namespace_is_forbidden(client: httpx.AsyncClient, app: Litestar) -> None:

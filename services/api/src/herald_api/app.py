@@ -24,6 +24,7 @@ from herald_api.domain.system.controllers import SystemController
 from herald_api.domain.topics.controllers import TopicController
 from herald_api.domain.topics.services import TopicService
 from herald_api.errors import EXCEPTION_HANDLERS
+from herald_api.fastpath import fast_path_middleware
 from herald_api.membership import MembershipResponder
 from herald_api.metrics import ApiMetrics, metrics_middleware
 from herald_api.natslink import NatsLink
@@ -42,9 +43,13 @@ log = logging.getLogger(__name__)
 BEARER = "BearerToken"
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
     """The api application. Its lifespan migrates the database, then starts the NATS link,
-    the outbox relay and the membership responder; it stops them on shutdown."""
+    the outbox relay and the membership responder; it stops them on shutdown.
+
+    ``fast_paths=False`` serves the producer routes through litestar's handlers instead of
+    :mod:`herald_api.fastpath` (the tests check that both answer alike).
+    """
     storage = SqlStorage(create_engine(settings))
     link = NatsLink(settings)
     relay = OutboxRelay(storage, link)
@@ -103,7 +108,7 @@ def create_app(settings: Settings) -> Litestar:
         state=state,
         exception_handlers=EXCEPTION_HANDLERS,
         # Tracing outermost, so the request span is current in everything else.
-        middleware=[tracing_middleware, metrics_middleware],
+        middleware=[tracing_middleware, metrics_middleware, *([fast_path_middleware] if fast_paths else [])],
         request_max_body_size=settings.max_body_bytes,
         # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
         logging_config=None,

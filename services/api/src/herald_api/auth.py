@@ -65,7 +65,11 @@ class VerifiedTokens:
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    header = connection.headers.get("authorization")
+    return parse_bearer(connection.headers.get("authorization"))
+
+
+def parse_bearer(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header value; ``unauthorized`` otherwise."""
     if not header:
         raise HeraldError(ErrorCode.UNAUTHORIZED, "missing Authorization: Bearer token")
     scheme, _, token = header.partition(" ")
@@ -92,14 +96,19 @@ async def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     if isinstance(connection.scope.get("state", {}).get(_CLAIMS_KEY), Claims):
         return
     token = bearer_token(connection)
-    verified: VerifiedTokens = connection.app.state.verified_tokens
-    claims = verified.get(token)
-    if claims is None:
-        verifier: TokenVerifier = connection.app.state.verifier
-        claims = await verifier.verify_async(token)
-        verified.put(token, claims)
+    claims = await verified_claims(connection.app.state.verified_tokens, connection.app.state.verifier, token)
     connection.state[_CLAIMS_KEY] = claims
     connection.state[_TOKEN_KEY] = token
+
+
+async def verified_claims(verified: VerifiedTokens, verifier: TokenVerifier, token: str) -> Claims:
+    """The claims of ``token``: from the cache of recently verified tokens, else verified
+    (JWKS keys fetched as needed) and remembered."""
+    claims = verified.get(token)
+    if claims is None:
+        claims = await verifier.verify_async(token)
+        verified.put(token, claims)
+    return claims
 
 
 def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 
 from herald_api.auth import authenticate, request_token
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.tokens import Claims
 
 #: Past this many tracked tokens, buckets that have refilled completely are dropped.
 PRUNE_AT = 10_000
@@ -54,11 +56,11 @@ async def post_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
 
     Async although it never waits: litestar runs a plain function guard in a worker thread.
     """
-    token = request_token(connection)
-    limiter: RateLimiter = (
-        connection.app.state.publisher_rate_limiter
-        if authenticate(connection).can_publish_rest
-        else connection.app.state.rate_limiter
-    )
+    check_post_rate(connection.app.state, request_token(connection), authenticate(connection))
+
+
+def check_post_rate(state: State, token: str, claims: Claims) -> None:
+    """Raise ``rate_limited`` when ``token``'s POST bucket is empty (see :func:`post_rate_limit`)."""
+    limiter: RateLimiter = state.publisher_rate_limiter if claims.can_publish_rest else state.rate_limiter
     if not limiter.allow(token):
         raise HeraldError(ErrorCode.RATE_LIMITED, "too many requests for this token; slow down")

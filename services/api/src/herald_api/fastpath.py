@@ -1,0 +1,122 @@
+"""The producer routes without litestar's per-request machinery.
+
+``POST /api/publish`` is what producers call thousands of times a second, and litestar's
+generic request handling (a ``Request`` object, guards, dependency resolution in task
+groups, signature models, response objects) cost several times the work the route itself
+does. Here the same steps run as plain calls: the same token check and cache
+(:func:`herald_api.auth.verified_claims`), the same rate limit
+(:func:`herald_api.ratelimit.check_post_rate`), the same body limit, the same msgspec
+schemas, the same service methods and the same error table. Routing, the exception
+handlers and the metrics and tracing middlewares are still litestar's: this middleware
+sits after routing and answers the routes it knows; every other request, and these routes
+when the app is built with ``fast_paths=False``, go through litestar as usual. The
+litestar handlers of these routes stay the documented reference (OpenAPI) and the tests
+run against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+
+from herald_api.auth import parse_bearer, verified_claims
+from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, PublishAccepted, PublishRequest
+from herald_api.domain.publish.services import PublishService
+from herald_api.ratelimit import check_post_rate
+from herald_common.errors import ErrorCode, HeraldError
+from herald_common.tokens import Claims
+
+Handler = Callable[[State, Claims, bytes], Awaitable[msgspec.Struct]]
+
+_encoder = msgspec.json.Encoder()
+_publish_decoder = msgspec.json.Decoder(PublishRequest)
+_batch_decoder = msgspec.json.Decoder(BatchRequest)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise HeraldError(ErrorCode.BAD_REQUEST, f"invalid request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise HeraldError(ErrorCode.BAD_REQUEST, f"invalid request: body is not JSON ({exc})") from None
+
+
+async def _publish(state: State, claims: Claims, body: bytes) -> msgspec.Struct:
+    data: PublishRequest = _decode(_publish_decoder, body)
+    service: PublishService = state.publish_service
+    return PublishAccepted(event_id=await service.publish(claims, data.topic, data.data, data.idempotency_key))
+
+
+async def _publish_batch(state: State, claims: Claims, body: bytes) -> msgspec.Struct:
+    data: BatchRequest = _decode(_batch_decoder, body)
+    service: PublishService = state.publish_service
+    items = [(item.topic, item.data, item.idempotency_key) for item in data.items]
+    return BatchAccepted(event_ids=await service.publish_batch(claims, items))
+
+
+#: (method, route template) → handler and its success status.
+ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
+    ("POST", "/api/publish"): (_publish, 202),
+    ("POST", "/api/publish/batch"): (_publish_batch, 202),
+}
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HeraldError(ErrorCode.BAD_REQUEST, "the client went away")
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]  # an http.request message
+        size += len(chunk)
+        if size > limit:
+            raise HeraldError(ErrorCode.TOO_LARGE, "request body is too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def fast_path_middleware(app: ASGIApp) -> ASGIApp:
+    """Answer :data:`ROUTES` directly; pass everything else on to litestar."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        route = (
+            ROUTES.get((scope.get("method", ""), scope.get("path_template", "")))
+            if scope["type"] == ScopeType.HTTP
+            else None
+        )
+        if route is None:
+            await app(scope, receive, send)
+            return
+        handler, status = route
+        state: State = scope["litestar_app"].state
+        token = parse_bearer(_header(scope, b"authorization"))
+        claims = await verified_claims(state.verified_tokens, state.verifier, token)
+        check_post_rate(state, token, claims)
+        body = await _read_body(receive, state.settings.max_body_bytes)
+        payload = _encoder.encode(await handler(state, claims, body))
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+        }
+        await send(start)
+        end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
+        await send(end)
+
+    return middleware
