@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -9,7 +10,9 @@ import nats
 import pytest
 
 from herald_api.app import create_app
-from herald_common.events import MESSAGE_SENT, TOPIC_PUBLISHED
+from herald_common.events import MESSAGE_SENT
+from herald_common.streams import TOPICS_STREAM
+from herald_common.wire import decode_publication
 from tests.api.conftest import EventReader, app_storage, auth, make_settings, serving, wait_until
 from tests.support.procs import NatsServer
 
@@ -81,18 +84,25 @@ async def test_api_started_without_nats_delivers_once_nats_comes_up(tmp_path: Pa
         server.cleanup()
 
 
-async def test_publish_writes_a_topic_published_event(
+async def test_publish_is_stored_on_its_topic_not_as_an_event(
     tmp_path: Path, database_url: str, nats_url: str, events: EventReader
 ) -> None:
+    """A raw publication names its topic: the api stores it there itself (no bridge)."""
     app = create_app(make_settings(tmp_path, database_url, nats_url))
-    async with serving(app) as http:
-        body = {"topic": "orders.eu", "data": {"n": 1, "tags": ["x"]}}
-        response = await http.post("/api/publish", json=body, headers=auth("svc", "publisher"))
-        assert response.status_code == 202
-        event = await events.next()
-        assert event.type == TOPIC_PUBLISHED
-        assert event.id == response.json()["eventId"]
-        assert event.data == body
+    nc = await nats.connect(nats_url)
+    try:
+        async with serving(app) as http:
+            await wait_until(lambda: _ready(http))
+            body = {"topic": "orders.eu", "data": {"n": 1, "tags": ["x"]}}
+            response = await http.post("/api/publish", json=body, headers=auth("svc", "publisher"))
+            assert response.status_code == 202
+            msg = await nc.jetstream().get_last_msg(TOPICS_STREAM, "topics.orders.eu")
+            publication = decode_publication(msg.data or b"")
+            assert publication.id == response.json()["eventId"]
+            assert json.loads(bytes(publication.data)) == body["data"]
+            assert await events.count() == 0
+    finally:
+        await nc.close()
 
 
 async def test_events_leave_in_commit_order(

@@ -1,17 +1,17 @@
 """Raw publications go straight to JetStream, many requests per write.
 
 A ``POST /api/publish`` answered 202 must be durable. JetStream (every write fsynced, as
-``herald up`` and the deployments run it) is as durable a place for the event as the SQL
-outbox, and storing it there directly spares the outbox insert, the relay's read and its
-delete. Events of concurrent requests are gathered while a write is in flight and go out
-together as one atomic batch (:mod:`herald_common.jsbatch`), one write at a time, so a
-request's events are stored in order and requests answered one after another are stored in
-that order too.
+``herald up`` and the deployments run it) is as durable a place for it as the SQL outbox,
+and storing it there directly spares the outbox insert, the relay's read and its delete.
+Messages of concurrent requests are gathered while a write is in flight and go out
+together (:func:`herald_common.jsbatch.publish_in_order`: an atomic batch, or a few plain
+publishes), one write at a time, so a request's messages are stored in order and requests
+answered one after another are stored in that order too.
 
 The outbox stays the fallback: while NATS is away, when a write fails, or while the outbox
-still holds rows (a later event must not overtake an earlier one waiting there),
+still holds rows (a later message must not overtake an earlier one waiting there),
 :meth:`DirectPublisher.available` is false or :meth:`DirectPublisher.publish` raises, and
-the caller records the events in the outbox instead. An event that was stored after all
+the caller records the messages in the outbox instead. A message that was stored after all
 (an answer lost on the way) is dropped as a duplicate when the relay publishes it.
 """
 
@@ -28,7 +28,6 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from herald_api.natslink import NatsLink
 from herald_api.relay import PUBLISH_TIMEOUT, OutboxRelay
 from herald_common import telemetry
-from herald_common.events import Event, encode_event
 from herald_common.jsbatch import MAX_BATCH, MSG_ID, Outgoing, publish_in_order
 
 log = logging.getLogger(__name__)
@@ -74,23 +73,21 @@ class DirectPublisher:
                 request.done.set_exception(ConnectionError("the api is stopping"))
         self._queue.clear()
 
-    async def publish(self, events: list[Event]) -> None:
-        """Store ``events`` in JetStream, in order; returns once they are stored.
+    async def publish(self, messages: list[Outgoing]) -> None:
+        """Store ``messages`` (one stream, each with its ``Nats-Msg-Id``) in JetStream, in
+        order; returns once they are stored.
 
         Raises when they may not be (NATS away or slow, JetStream refusing): the caller then
-        records them in the outbox. At most :data:`~herald_common.jsbatch.MAX_BATCH` events.
+        records them in the outbox. At most :data:`~herald_common.jsbatch.MAX_BATCH` messages.
         """
-        if len(events) > MAX_BATCH:
-            raise ValueError(f"at most {MAX_BATCH} events at once")
-        messages: list[Outgoing] = []
+        if len(messages) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} messages at once")
         spans: list[Span] = []
-        for event in events:
-            headers = {MSG_ID: event.id}
-            if telemetry.tracing_enabled:
-                span = _start_span(event)
-                telemetry.inject(headers, trace.set_span_in_context(span))
+        if telemetry.tracing_enabled:
+            for message in messages:
+                span = _start_span(message)
+                telemetry.inject(message.headers, trace.set_span_in_context(span))
                 spans.append(span)
-            messages.append(Outgoing(event.subject, encode_event(event), headers))
         request = _Request(messages, spans, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._wake.set()
@@ -143,15 +140,15 @@ class DirectPublisher:
             log.info("direct publish failed, events go through the outbox: %s", type(error).__name__)
 
 
-def _start_span(event: Event) -> Span:
+def _start_span(message: Outgoing) -> Span:
     return _tracer.start_span(
-        f"publish {event.subject}",
+        f"publish {message.subject}",
         kind=SpanKind.PRODUCER,
         attributes={
             "messaging.system": "nats",
             "messaging.operation.type": "publish",
-            "messaging.destination.name": event.subject,
-            "messaging.message.id": event.id,
+            "messaging.destination.name": message.subject,
+            "messaging.message.id": message.headers[MSG_ID],
         },
     )
 

@@ -141,10 +141,29 @@ async def publish_in_order(
         headers = {MSG_ID: entry.event_id}
         spans.append(_start_span(entry, headers) if telemetry.tracing_enabled else None)
         messages.append(Outgoing(entry.subject, entry.payload, headers))
-    acked, error = await publish_messages(nc, js, messages, PUBLISH_TIMEOUT)
+    acked = 0
+    error: Exception | None = None
+    # Rows hold domain events (events.*) and raw topic publications (topics.*): a batch
+    # goes to one stream, so each run of one stream goes out on its own, in order.
+    for run in _runs_by_stream(messages):
+        stored, error = await publish_messages(nc, js, run, PUBLISH_TIMEOUT)
+        acked += stored
+        if error is not None:
+            break
     for index, span in enumerate(spans):
         _end_span(span, error if index >= acked else None)
     return acked, error
+
+
+def _runs_by_stream(messages: list[Outgoing]) -> list[list[Outgoing]]:
+    runs: list[list[Outgoing]] = []
+    for message in messages:
+        stream = message.subject.partition(".")[0]
+        if runs and runs[-1][0].subject.partition(".")[0] == stream:
+            runs[-1].append(message)
+        else:
+            runs.append([message])
+    return runs
 
 
 def _start_span(entry: OutboxEntry, headers: dict[str, str]) -> Span:

@@ -1,32 +1,53 @@
-"""Raw publications: ``topic.published`` events, stored in JetStream or the outbox before 202.
+"""Raw publications: stored on their topic, in JetStream or the outbox, before the 202.
 
-An accepted publication is durable either way: straight in JetStream when it is reachable
-and the outbox is empty (:mod:`herald_api.direct`), else in the outbox, from where the relay
-publishes it. A batch is one atomic write in both places: all of it or nothing.
+A raw publication names its one topic, so, like a socket publish, it needs no mapping by
+the bridge: the api stores it on the topic's subject itself. That is one JetStream write
+per message instead of two (an event, then the bridge's publication), and no bridge work.
+An accepted publication is durable either way: straight in the topic stream when JetStream
+is reachable and the outbox is empty (:mod:`herald_api.direct`), else in the outbox, from
+where the relay publishes it in order. A batch is one atomic write in both places.
+
+Each publication's ``Nats-Msg-Id`` is its event id, which an idempotency key fixes
+(:func:`herald_common.events.keyed_event_id`): JetStream drops a repeat within its
+duplicate window, whatever topic or data the repeat carries.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+from msgspec import Raw
+
 from herald_api.direct import DirectPublisher
-from herald_api.outbox import Notify, record_events
+from herald_api.outbox import Notify, record_messages
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.protocols import Transaction
 from herald_common.errors import ErrorCode, HeraldError
-from herald_common.events import TOPIC_PUBLISHED, Event, keyed_event_id, new_event
+from herald_common.events import keyed_event_id
+from herald_common.jsbatch import MSG_ID, Outgoing
 from herald_common.tokens import Claims
-from herald_common.topics import validate_topic
+from herald_common.topics import topic_subject, validate_topic
+from herald_common.wire import Publication, encode
 
 #: The api's own events live here; nobody may publish into it directly.
 RESERVED_NAMESPACE = "messages"
+
+_encoder = msgspec.json.Encoder()
 
 
 def _check_topic(topic: str) -> None:
     validate_topic(topic)
     if topic == RESERVED_NAMESPACE or topic.startswith(RESERVED_NAMESPACE + "."):
         raise HeraldError(ErrorCode.FORBIDDEN, f"topic {topic!r} is reserved: only the api publishes in 'messages'")
+
+
+def publication(event_id: str, topic: str, data: Any) -> Outgoing:
+    """The message that puts ``data`` on ``topic`` (what a subscriber's frame is made of)."""
+    body = encode(Publication(data=Raw(_encoder.encode(data)), id=event_id))
+    return Outgoing(topic_subject(topic), body, {MSG_ID: event_id})
 
 
 class PublishService:
@@ -39,43 +60,42 @@ class PublishService:
         """Store one publication; returns its event id once it is durable."""
         self._authorize(claims)
         _check_topic(topic)
-        event = self._event(claims, topic, data, idempotency_key)
-        await self._store([event])
-        return event.id
+        event_id = _event_id(claims, idempotency_key)
+        await self._store([publication(event_id, topic, data)])
+        return event_id
 
     async def publish_batch(self, claims: Claims, items: Sequence[tuple[str, Any, str | None]]) -> list[str]:
-        """Store every ``(topic, data, idempotency_key)`` or none; a bad item is a
-        ``bad_request`` naming its index (or ``forbidden`` for a reserved topic)."""
+        """Store every ``(topic, data, idempotency_key)`` or none; a bad item is an error
+        naming its index (``invalid_topic``, or ``forbidden`` for a reserved topic)."""
         self._authorize(claims)
         for index, (topic, _, _) in enumerate(items):
             try:
                 _check_topic(topic)
             except HeraldError as exc:
                 raise HeraldError(exc.code, f"items[{index}]: {exc.message}") from None
-        events = [self._event(claims, topic, data, key) for topic, data, key in items]
-        await self._store(events)
-        return [event.id for event in events]
+        ids = [_event_id(claims, key) for _, _, key in items]
+        await self._store([publication(ident, topic, data) for ident, (topic, data, _) in zip(ids, items, strict=True)])
+        return ids
 
     @staticmethod
     def _authorize(claims: Claims) -> None:
         if not claims.can_publish_rest:
             raise HeraldError(ErrorCode.FORBIDDEN, "publishing needs the 'publisher' or 'admin' role")
 
-    @staticmethod
-    def _event(claims: Claims, topic: str, data: Any, key: str | None) -> Event:
-        event_id = keyed_event_id(claims.sub, key) if key is not None else None
-        return new_event(TOPIC_PUBLISHED, {"topic": topic, "data": data}, event_id)
-
-    async def _store(self, events: list[Event]) -> None:
+    async def _store(self, messages: list[Outgoing]) -> None:
         if self._direct is not None and self._direct.available():
             try:
-                await self._direct.publish(events)
+                await self._direct.publish(messages)
                 return
             except Exception:  # NATS away or slow: the outbox keeps the promise instead
                 pass
 
         async def record(tx: Transaction) -> None:
-            await record_events(tx, events)
+            await record_messages(tx, messages)
 
         await self._writes.write(record)
         self._notify()
+
+
+def _event_id(claims: Claims, key: str | None) -> str:
+    return keyed_event_id(claims.sub, key) if key is not None else uuid.uuid4().hex
