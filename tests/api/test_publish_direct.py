@@ -55,7 +55,8 @@ class TopicReader:
                 return False
             publication = decode_publication(msg.data or b"")
             assert isinstance(publication.id, str)
-            found.append(Stored(publication.id, (msg.subject or "").removeprefix(TOPIC_PREFIX), json.loads(bytes(publication.data))))
+            topic = (msg.subject or "").removeprefix(TOPIC_PREFIX)
+            found.append(Stored(publication.id, topic, json.loads(bytes(publication.data))))
             return True
 
         await wait_until(available, within)
