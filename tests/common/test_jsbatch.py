@@ -16,6 +16,7 @@ from herald_common.jsbatch import (
     DUPLICATE_IN_BATCH,
     MAX_BATCH,
     MSG_ID,
+    SMALL_RUN,
     BatchError,
     Outgoing,
     publish_atomic,
@@ -78,7 +79,7 @@ async def test_a_refused_batch_stores_nothing(conn: tuple[Client, JetStreamConte
     """A stream without allow_atomic refuses batches: nothing of one is stored, and
     publish_in_order reports that none of it is stored."""
     nc, js = conn
-    batch = [message(n, "plain.x") for n in range(1, 4)]
+    batch = [message(n, "plain.x") for n in range(1, SMALL_RUN + 3)]
     with pytest.raises(BatchError):
         await publish_atomic(nc, batch, timeout=5)
     acked, error = await publish_in_order(nc, js, batch, timeout=5)
@@ -89,10 +90,21 @@ async def test_a_refused_batch_stores_nothing(conn: tuple[Client, JetStreamConte
 
 async def test_partly_stored_runs_are_completed_in_order_without_copies(conn: tuple[Client, JetStreamContext]) -> None:
     nc, js = conn
-    assert await publish_in_order(nc, js, [message(n) for n in range(1, 4)], timeout=5) == (3, None)
-    # 2 and 3 are already stored: the batch is refused, then sent one at a time.
-    assert await publish_in_order(nc, js, [message(n) for n in range(2, 7)], timeout=5) == (5, None)
-    assert await stored(js) == [f"m{n}" for n in range(1, 7)]
+    first = SMALL_RUN + 2
+    assert await publish_in_order(nc, js, [message(n) for n in range(first)], timeout=5) == (first, None)
+    # The first ones are already stored: the batch is refused, then sent one at a time.
+    again = range(first - 3, first + SMALL_RUN)
+    assert await publish_in_order(nc, js, [message(n) for n in again], timeout=5) == (len(again), None)
+    assert await stored(js) == [f"m{n}" for n in range(first + SMALL_RUN)]
+
+
+async def test_short_runs_are_plain_publishes_in_order(conn: tuple[Client, JetStreamContext]) -> None:
+    nc, js = conn
+    assert await publish_in_order(nc, js, [message(n, "plain.x") for n in range(SMALL_RUN)], timeout=5) == (
+        SMALL_RUN,
+        None,
+    )
+    assert await stored(js, "PLAIN") == [f"m{n}" for n in range(SMALL_RUN)]
 
 
 async def test_a_lone_message_is_a_plain_publish(conn: tuple[Client, JetStreamContext]) -> None:

@@ -14,8 +14,10 @@ means an earlier attempt, or another publisher, stored some of it: :func:`publis
 then publishes the messages one at a time, which stores the missing ones in order and
 has JetStream drop the others as duplicates.
 
-A single message is published on its own: an atomic commit costs a few milliseconds more
-than a plain publish, and one message needs no batch to be stored whole.
+A short run is published one message at a time instead: nats-server 2.15 takes about
+12 ms to answer an atomic commit however small the batch (a plain publish: about 1 ms)
+and spends as much CPU on it as on about ten plain publishes, so below
+:data:`SMALL_RUN` messages the plain publishes are both sooner and cheaper.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from nats.js import JetStreamContext
 
 #: Messages in one atomic batch at most (nats-server's ``max_msgs`` default).
 MAX_BATCH = 1000
+#: Runs of at most this many messages are published one at a time (see above).
+SMALL_RUN = 8
 #: The error code of a batch that holds a message id the stream has already stored.
 DUPLICATE_IN_BATCH = 10201
 
@@ -108,14 +112,15 @@ async def publish_in_order(
 ) -> tuple[int, Exception | None]:
     """Publish ``messages`` in order, each stored at most once; nothing is sent after a failure.
 
-    Runs of up to :data:`MAX_BATCH` go out as atomic batches (a lone message as a plain
-    publish). Returns how many leading messages are now stored (or were already, as
-    duplicates) and the error that stopped the rest, or None when all are stored.
+    Runs of up to :data:`MAX_BATCH` go out as atomic batches (short ones, up to
+    :data:`SMALL_RUN`, as plain publishes one after another). Returns how many leading
+    messages are now stored (or were already, as duplicates) and the error that stopped
+    the rest, or None when all are stored.
     """
     done = 0
     while done < len(messages):
         chunk = messages[done : done + MAX_BATCH]
-        if len(chunk) > 1:
+        if len(chunk) > SMALL_RUN:
             try:
                 await publish_atomic(nc, chunk, timeout)
             except BatchError as exc:
@@ -126,8 +131,8 @@ async def publish_in_order(
             else:
                 done += len(chunk)
                 continue
-        # A lone message, or a batch holding some already stored message: one at a time,
-        # so JetStream drops the duplicates and stores the rest in order.
+        # A short run, or a batch holding some already stored message: one at a time, so
+        # JetStream drops the duplicates and stores the rest in order.
         for message in chunk:
             try:
                 await js.publish(message.subject, message.payload, timeout=timeout, headers=message.headers)
