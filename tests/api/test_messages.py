@@ -1,4 +1,6 @@
-"""POST/GET/PATCH/DELETE /api/messages and history pagination."""
+"""POST/GET/PATCH/DELETE /api/messages and history pagination.
+
+Every test runs with POST answered by :mod:`herald_api.fastpath` and by litestar's handler."""
 
 from __future__ import annotations
 
@@ -9,11 +11,18 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from herald_api.app import create_app
 from herald_api.storage.protocols import Message
+from herald_common.config import Settings
 from herald_common.events import MESSAGE_DELETED, MESSAGE_SENT, MESSAGE_UPDATED, decode_event
 from tests.api.conftest import app_storage, auth
 
 Client = httpx.AsyncClient
+
+
+@pytest.fixture(params=[True, False], ids=["fast-path", "litestar"])
+def app(settings: Settings, request: pytest.FixtureRequest) -> Litestar:
+    return create_app(settings, fast_paths=request.param)
 
 
 async def send(client: Client, sub: str, **body: Any) -> dict[str, Any]:

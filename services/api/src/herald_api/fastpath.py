@@ -1,6 +1,7 @@
 """The producer routes without litestar's per-request machinery.
 
-``POST /api/publish`` is what producers call thousands of times a second, and litestar's
+``POST /api/publish`` (and ``/batch``) and ``POST /api/messages`` are what producers call
+thousands of times a second, and litestar's
 generic request handling (a ``Request`` object, guards, dependency resolution in task
 groups, signature models, response objects) cost several times the work the route itself
 does. Here the same steps run as plain calls: the same token check and cache
@@ -25,6 +26,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from herald_api.auth import parse_bearer, verified_claims
+from herald_api.domain.messages.schemas import CreateMessage, message_resource
+from herald_api.domain.messages.services import MessageService
 from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, PublishAccepted, PublishRequest
 from herald_api.domain.publish.services import PublishService
 from herald_api.ratelimit import check_post_rate
@@ -36,6 +39,7 @@ Handler = Callable[[State, Claims, bytes], Awaitable[msgspec.Struct]]
 _encoder = msgspec.json.Encoder()
 _publish_decoder = msgspec.json.Decoder(PublishRequest)
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
+_message_decoder = msgspec.json.Decoder(CreateMessage)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -46,6 +50,12 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
         raise HeraldError(ErrorCode.BAD_REQUEST, f"invalid request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise HeraldError(ErrorCode.BAD_REQUEST, f"invalid request: body is not JSON ({exc})") from None
+
+
+async def _send_message(state: State, claims: Claims, body: bytes) -> msgspec.Struct:
+    data: CreateMessage = _decode(_message_decoder, body)
+    service: MessageService = state.message_service
+    return message_resource(await service.create(claims, data.content, data.recipient_id, data.channel_id))
 
 
 async def _publish(state: State, claims: Claims, body: bytes) -> msgspec.Struct:
@@ -65,6 +75,7 @@ async def _publish_batch(state: State, claims: Claims, body: bytes) -> msgspec.S
 ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
     ("POST", "/api/publish"): (_publish, 202),
     ("POST", "/api/publish/batch"): (_publish_batch, 202),
+    ("POST", "/api/messages"): (_send_message, 201),
 }
 
 
