@@ -352,7 +352,14 @@ class Gateway:
             log.warning("dropped a live message that is not a valid publication")
             return 0
         payload = wire.encode(
-            wire.Message(topic=topic, data=publication.data, offset=offset, epoch=self.epoch, event=publication.event)
+            wire.Message(
+                topic=topic,
+                data=publication.data,
+                offset=offset,
+                epoch=self.epoch,
+                event=publication.event,
+                publisher=publication.publisher,
+            )
         )
         # Tracing off: one flag check, no header read, no span.
         span = FanOutTrace.start(pattern, subject, offset, headers) if telemetry.tracing_enabled else None
@@ -520,7 +527,14 @@ class Gateway:
             self.metrics.dropped.inc()
             return None
         return wire.encode(
-            wire.Message(topic=topic, data=publication.data, offset=msg.seq, epoch=epoch, event=publication.event)
+            wire.Message(
+                topic=topic,
+                data=publication.data,
+                offset=msg.seq,
+                epoch=epoch,
+                event=publication.event,
+                publisher=publication.publisher,
+            )
         )
 
     async def _ask_membership(self, conn: ClientConnection, ask: AskMembership) -> None:
@@ -537,12 +551,14 @@ class Gateway:
     async def _publish(self, conn: ClientConnection, action: PublishTo) -> None:
         assert self._js is not None
         msg_id = uuid.uuid4().hex
-        body = wire.encode(wire.Publication(data=msgspec.Raw(action.data), id=msg_id))
+        body = wire.encode(wire.Publication(data=msgspec.Raw(action.data), id=msg_id, publisher=action.publisher))
         try:
-            await self._js.publish(topic_subject(action.topic), body, headers={"Nats-Msg-Id": msg_id})
+            ack = await self._js.publish(topic_subject(action.topic), body, headers={"Nats-Msg-Id": msg_id})
         except Exception as exc:
             log.warning("publishing from a client failed: %s", type(exc).__name__)
             await self.apply(conn, conn.session.on_publish_failed(action.frame_id))
+            return
+        await self.apply(conn, conn.session.on_published(action.topic, int(ack.seq), action.frame_id))
 
     def _arm_timer(self, conn: ClientConnection) -> None:
         if conn.timer is not None:

@@ -48,7 +48,7 @@ from herald_common.access import NeedsMembership, Verdict, authorize_publish, au
 from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.rpc import MembershipReply
 from herald_common.tokens import Claims
-from herald_common.topics import validate_pattern, validate_topic
+from herald_common.topics import is_reserved, validate_pattern, validate_topic
 from herald_gateway.actions import (
     Action,
     AddInterest,
@@ -125,7 +125,7 @@ def _encode(frame: wire.ServerFrame) -> bytes:
         return wire.encode(frame)
     except (TypeError, ValueError, OverflowError):
         # An echoed ``id`` the encoder cannot represent is dropped rather than failing.
-        if isinstance(frame, wire.Error | wire.Subscribed | wire.Unsubscribed):
+        if isinstance(frame, wire.Error | wire.Subscribed | wire.Unsubscribed | wire.Published):
             return wire.encode(msgspec.structs.replace(frame, id=UNSET))
         raise
 
@@ -259,6 +259,12 @@ class Session:
                 error_frame(ErrorCode.FORBIDDEN, f"not allowed to subscribe to {pending.pattern!r}", pending.frame_id)
             ]
         return self._hold(pending.pattern, Grant.MEMBERSHIP, pending.frame_id, pending.since)
+
+    def on_published(self, topic: str, offset: int, frame_id: Any) -> list[Action]:
+        """JetStream stored a :class:`PublishTo` at stream sequence ``offset``."""
+        if self._state is AuthState.CLOSED:
+            return []
+        return [Send(_encode(wire.Published(topic=topic, offset=offset, id=frame_id)))]
 
     def on_publish_failed(self, frame_id: Any) -> list[Action]:
         if self._state is AuthState.CLOSED:
@@ -414,6 +420,10 @@ class Session:
             topic = validate_topic(frame.topic)
         except HeraldError as exc:
             return [error_frame(exc.code, exc.message, frame.id)]
+        if is_reserved(topic):
+            # Whatever the grant says: only the api's own events go there (no forged messages).
+            message = f"{topic!r} is reserved for messages sent through the api"
+            return [error_frame(ErrorCode.FORBIDDEN, message, frame.id)]
         if not authorize_publish(self._claims, topic):
             return [error_frame(ErrorCode.FORBIDDEN, f"not allowed to publish to {topic!r}", frame.id)]
-        return [PublishTo(topic, bytes(frame.data), frame.id)]
+        return [PublishTo(topic, bytes(frame.data), self._claims.sub, frame.id)]
