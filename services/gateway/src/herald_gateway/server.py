@@ -68,7 +68,7 @@ from herald_gateway.actions import (
     Replay,
     Send,
 )
-from herald_gateway.connection import ClientConnection
+from herald_gateway.connection import ClientConnection, Socket
 from herald_gateway.gapfill import Feed, Verdict
 from herald_gateway.hub import Interest
 from herald_gateway.keepalive import Keepalive
@@ -407,14 +407,32 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _reply(self, conn: ClientConnection, action: Send | Close) -> None:
+        if isinstance(action, Close):
+            conn.push_control(action)
+            return
+        if action.frame.startswith(ERROR_PREFIX):
+            self._count_error(action.frame)
+        if not conn.push_control(action.frame):
+            self._overflow(conn)
+
+    def _on_control(self, conn: ClientConnection, frames: int) -> None:
+        """Pings or pongs arrived and ``websockets`` already wrote the pongs: rate and byte bound."""
+        for action in conn.session.on_control(frames, time.time()):
+            if isinstance(action, Send | Close):
+                self._reply(conn, action)
+        if conn.over_bound:
+            if conn.closing or conn.overflowed:
+                # Told to go and still flooding: every read adds pongs behind the unread
+                # ones, so waiting for the closing handshake would let them pile up.
+                conn.cut(int(CloseCode.SLOW_CONSUMER))
+            else:
+                self._overflow(conn)
+
     async def apply(self, conn: ClientConnection, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
-                if action.frame.startswith(ERROR_PREFIX):
-                    self._count_error(action.frame)
-                conn.push_control(action.frame)
-            elif isinstance(action, Close):
-                conn.push_control(action)
+            if isinstance(action, Send | Close):
+                self._reply(conn, action)
             elif isinstance(action, AddInterest):
                 self.interest.add(action.pattern, conn)
                 await self._reconcile(action.pattern)
@@ -613,6 +631,8 @@ class Gateway:
     async def _serve(self, ws: ServerConnection) -> None:
         session = Session(self._verifier, self._limits, time.time(), self.per_user)
         conn = ClientConnection(ws, session, self._settings.max_pending_bytes, self._outbox)
+        if isinstance(ws, Socket):
+            ws.on_control = partial(self._on_control, conn)
         self.connections.add(conn)
         if self.keepalive is not None:
             self.keepalive.add(conn)
@@ -631,6 +651,8 @@ class Gateway:
             pass
         finally:
             await self.apply(conn, conn.session.on_disconnect())
+            if isinstance(ws, Socket):
+                ws.on_control = None  # no reference cycle: the connection is freed as it goes
             if conn.timer is not None:
                 conn.timer.cancel()
             await conn.closed()
@@ -704,6 +726,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             settings.gateway_host,
             settings.gateway_port,
             process_request=gateway.process_request,
+            create_connection=Socket,
             compression=None,
             max_size=settings.max_frame_bytes,
             # Keepalive pings come from one gateway-wide task (keepalive.py), not a task

@@ -28,7 +28,8 @@ Protocol choices that PRODUCT.md leaves open:
   tell what the client missed.
 - Frames over ``HERALD_FRAMES_PER_SECOND`` get ``rate_limited`` (without the frame's
   ``id``: the frame is not decoded at all) and are dropped; a client that keeps going is
-  closed with 4008 (see :mod:`herald_gateway.limits`).
+  closed with 4008 (see :mod:`herald_gateway.limits`). WebSocket pings and pongs count
+  too (:meth:`Session.on_control`).
 - A first ``auth`` for a user already holding ``HERALD_MAX_CONNECTIONS_PER_USER``
   connections gets ``rate_limited`` and the socket is closed with 4008. The slot taken at
   ``auth`` is given back on every way a session closes.
@@ -225,6 +226,22 @@ class Session:
         actions: list[Action] = [error_frame(ErrorCode.BAD_REQUEST, "binary frames are not supported")]
         if self._state is AuthState.AWAITING_AUTH:
             actions += self._close(CloseCode.AUTH_FAILED, "authentication required")
+        return actions
+
+    def on_control(self, frames: int, now: float) -> list[Action]:
+        """``frames`` WebSocket pings or pongs arrived (the socket layer answers pings itself).
+
+        They count against the frame rate like any other frame, before ``auth`` too (where
+        they are not fatal: a client library may ping at any time): over the rate each one
+        is answered ``rate_limited``, and a client that keeps going is closed with 4008.
+        """
+        actions: list[Action] = []
+        for _ in range(frames):
+            if self._state is AuthState.CLOSED:
+                break
+            limited = self._over_rate(now)
+            if limited is not None:
+                actions += limited
         return actions
 
     def on_timer(self, now: float) -> list[Action]:
