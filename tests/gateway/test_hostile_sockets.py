@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from herald_common.config import load_settings
+from herald_common.streams import ensure_streams
 from herald_common.tokens import issue_token
 from tests.support.procs import GatewayProcess, NatsServer, gateway_process
 from tests.support.rawws import OP_CLOSE, OP_PING, OP_TEXT, RawClient, frame
@@ -260,3 +263,60 @@ async def read_close(client: RawClient) -> int | None:
                 return int.from_bytes(data[:2], "big")
     except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
         return None
+
+
+# large recoveries
+
+
+BIG = 16 * 1024
+BACKLOG = 100
+
+
+async def missed_backlog(gw: GatewayProcess, nats_url: str, count: int = BACKLOG) -> tuple[int, str]:
+    """One message seen live, then ``count`` x 16 KiB missed; the (offset, epoch) seen."""
+    ws = await authed(gw.ws_url, "seer", topics=["big.**"])
+    await ws.send(json.dumps({"type": "subscribe", "topic": "big.feed"}))
+    assert (await recv(ws))["type"] == "subscribed"
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, load_settings({}))
+    await js.publish("topics.big.feed", json.dumps({"data": {"n": -1}}).encode())
+    seen = await recv(ws)
+    await ws.close()
+    pad = "x" * BIG
+    for n in range(count):
+        await js.publish("topics.big.feed", json.dumps({"data": {"n": n, "pad": pad}}).encode())
+    await nc.close()
+    return int(seen["offset"]), str(seen["epoch"])
+
+
+async def test_a_large_backlog_is_recovered_by_a_client_that_keeps_reading(
+    gateway: GatewayProcess, nats_server: NatsServer
+) -> None:
+    offset, epoch = await missed_backlog(gateway, nats_server.url)
+    for _ in range(3):
+        ws = await authed(gateway.ws_url, "reader", topics=["big.**"])
+        since = {"offset": offset, "epoch": epoch}
+        await ws.send(json.dumps({"type": "subscribe", "topic": "big.feed", "since": since}))
+        assert await recv(ws) == {"type": "subscribed", "topic": "big.feed", "recovered": True}
+        got = [(await recv(ws))["data"]["n"] for _ in range(BACKLOG)]
+        assert got == list(range(BACKLOG))
+        await ws.send(json.dumps({"type": "ping"}))
+        assert await recv(ws) == {"type": "pong"}
+        await ws.close()
+    assert disconnects(gateway, 4009) == 0
+
+
+async def test_a_stalled_reader_of_a_large_backlog_is_still_closed_4009(
+    gateway: GatewayProcess, nats_server: NatsServer
+) -> None:
+    # More than the kernel's socket buffers take, so the gateway must hold the rest.
+    offset, epoch = await missed_backlog(gateway, nats_server.url, count=600)
+    stalled = await RawClient.connect("127.0.0.1", gateway.port, rcvbuf=4096)
+    auth = {"type": "auth", "token": token("stalled", topics=["big.**"])}
+    since = {"offset": offset, "epoch": epoch}
+    await stalled.send_raw(frame(OP_TEXT, json.dumps(auth).encode()))
+    subscribe = {"type": "subscribe", "topic": "big.feed", "since": since}
+    await stalled.send_raw(frame(OP_TEXT, json.dumps(subscribe).encode()))
+    assert await disconnected(gateway, 4009, timeout=20) == 1
+    stalled.abort()

@@ -56,6 +56,12 @@ def raw_fd(transport: object) -> int:
 
 _CONTROL = (Opcode.PING, Opcode.PONG)
 
+#: Seconds a replay or gap fill waits for a socket that takes no bytes at all before the
+#: client counts as stalled (4009). A client that keeps reading is never cut for being slow.
+STALL_TIMEOUT = 5.0
+#: How often a waiting replay looks at the socket again (seconds).
+ROOM_POLL = 0.005
+
 
 class Socket(ServerConnection):
     """websockets' server connection, telling the gateway about the control frames it answered.
@@ -165,6 +171,34 @@ class ClientConnection:
             self._closer = asyncio.get_running_loop().create_task(self._close(int(item.code), item.reason))
             return True
         return self.deliver(text_frame(item))
+
+    def has_room(self, size: int) -> bool:
+        """``size`` more bytes fit under ``max_pending_bytes`` now."""
+        return self.pending_bytes + size <= self.max_pending_bytes
+
+    async def room_for(self, size: int, stall: float = STALL_TIMEOUT) -> bool:
+        """Wait until ``size`` more bytes fit; False when the socket took nothing for ``stall`` seconds.
+
+        Also False at once when the frame could never fit or the connection is going away.
+        What waits in the outbox is written first, so the socket has all there is to take.
+        """
+        if size > self.max_pending_bytes:
+            return False
+        self.flush()
+        loop = asyncio.get_running_loop()
+        last, moved = self.pending_bytes, loop.time()
+        while not self.has_room(size):
+            if not self.open:
+                return False
+            # Polled: asyncio's drain wakes only near an empty buffer, which would leave the
+            # socket idle between rounds; a few milliseconds keep loopback busy.
+            await asyncio.sleep(ROOM_POLL)
+            now, pending = loop.time(), self.pending_bytes
+            if pending < last:
+                last, moved = pending, now
+            elif now - moved > stall:
+                return False
+        return self.open
 
     @property
     def over_bound(self) -> bool:

@@ -29,7 +29,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,6 +85,9 @@ NATS_FLUSH_TIMEOUT = 2
 REVOKED_SUBJECT = EVENT_PREFIX + CHANNEL_ACCESS_REVOKED
 LISTEN_BACKLOG = 4096
 GC_THRESHOLDS = (50_000, 20, 100)
+#: Bytes a ``message`` frame adds around a stored body (header, topic, offset, epoch), for
+#: sizing gap-fill rounds; an estimate is enough.
+FRAME_OVERHEAD = 256
 
 
 class Gateway:
@@ -262,15 +265,42 @@ class Gateway:
             self._drop_holders(pattern, topic)
             return
         self.metrics.gaps_filled.inc(len(stored))
-        self._fan_out_stored(pattern, feed, stored)
+        await self._fan_out_stored(pattern, feed, stored)
 
-    def _fan_out_stored(self, pattern: str, feed: Feed, stored: list[Stored]) -> None:
-        for m in stored:
-            subject = live_subject(subject_topic(m.subject))
-            if m.seq <= feed.known(subject):
-                continue
-            self.fan_out(pattern, subject, {"Nats-Sequence": str(m.seq)}, m.data)
-            feed.delivered(subject, m.seq)
+    async def _fan_out_stored(self, pattern: str, feed: Feed, stored: list[Stored]) -> None:
+        """Fan out stored messages (a gap fill or catch-up) at the pace of the slowest reader.
+
+        Sent in rounds of at most a quarter of the byte bound: before each round, holders
+        without room for it are waited for (all at once) instead of being overflowed, so a
+        large fill reaches clients that keep reading; one that stalls is closed with 4009.
+        The pattern's live messages wait meanwhile (the caller holds its lock).
+        """
+        budget = max(1, self._settings.max_pending_bytes // 4)
+        start = 0
+        while start < len(stored):
+            end, size = start, 0
+            while end < len(stored) and (end == start or size + len(stored[end].data) <= budget):
+                size += len(stored[end].data) + FRAME_OVERHEAD
+                end += 1
+            await self._room_among(pattern, size)
+            for m in stored[start:end]:
+                subject = live_subject(subject_topic(m.subject))
+                if m.seq <= feed.known(subject):
+                    continue
+                self.fan_out(pattern, subject, {"Nats-Sequence": str(m.seq)}, m.data)
+                feed.delivered(subject, m.seq)
+            start = end
+
+    async def _room_among(self, pattern: str, size: int) -> None:
+        """Wait for the live holders of ``pattern`` without room for ``size`` bytes; overflow the stalled."""
+        members = self.interest.members(pattern)
+        short = [c for c in members if pattern not in c.recovering and c.open and not c.has_room(size)]
+        if not short:
+            return
+        roomy = await asyncio.gather(*(c.room_for(size) for c in short))
+        for conn, ok in zip(short, roomy, strict=True):
+            if not ok and conn.open:
+                self._overflow(conn)
 
     def _drop_holders(self, pattern: str, topic: str | None) -> None:
         """Close (4009) the holders of ``pattern`` (that receive ``topic`` through it, if given)."""
@@ -303,7 +333,7 @@ class Gateway:
                     self._drop_holders(pattern, None)
                 else:
                     self.metrics.gaps_filled.inc(len(stored))
-                    self._fan_out_stored(pattern, feed, stored)
+                    await self._fan_out_stored(pattern, feed, stored)
                 feed.caught_up(last)
         except Exception as exc:
             log.warning("catching up after a NATS reconnect failed: %s", type(exc).__name__)
@@ -468,21 +498,47 @@ class Gateway:
             missed, last = None, 0
         if conn.recovering.get(action.pattern) is not recovery or recovery.state is not RecoveryState.RECOVERING:
             return  # unsubscribed, closed or overflowed meanwhile
+
+        def replaying() -> bool:
+            return (
+                conn.recovering.get(action.pattern) is recovery
+                and recovery.state is RecoveryState.RECOVERING
+                and not conn.overflowed
+                and conn.open
+            )
+
         if missed is None:
-            conn.push_control(action.lost_frame)
+            sent = await self._paced(conn, [action.lost_frame], replaying)
             last = 0
         else:
-            conn.push_control(action.recovered_frame)
-            for frame in missed:
-                if not conn.push(frame):
-                    self._overflow(conn)
-                    return
-            self.metrics.deliveries.inc(len(missed))
+            sent = await self._paced(conn, [action.recovered_frame, *missed], replaying)
+            self.metrics.deliveries.inc(max(0, sent - 1))
+        if not replaying():
+            return  # unsubscribed, closed, stalled or overflowed meanwhile
         del conn.recovering[action.pattern]
         for frame in recovery.finish(last):
             if not conn.push(frame):
                 self._overflow(conn)
                 return
+
+    async def _paced(self, conn: ClientConnection, payloads: list[bytes], going: Callable[[], bool]) -> int:
+        """Send ``payloads`` at the socket's pace (while ``going()``); how many were sent.
+
+        A payload that does not fit waits for the client to read (:meth:`ClientConnection.room_for`)
+        instead of overflowing the byte bound, so a large replay reaches a client that keeps
+        reading; one that stalls is closed with 4009.
+        """
+        for sent, payload in enumerate(payloads):
+            if not going():
+                return sent
+            frame = fanout.text_frame(payload)
+            if conn.deliver(frame):
+                continue
+            if not await conn.room_for(len(frame)) or not going() or not conn.deliver(frame):
+                if going():
+                    self._overflow(conn)
+                return sent
+        return len(payloads)
 
     async def _read_missed(self, action: Replay) -> tuple[list[bytes] | None, int]:
         """The encoded missed messages and the last stream sequence they cover.
