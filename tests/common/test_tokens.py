@@ -163,3 +163,54 @@ def test_the_lean_header_parse_reads_what_pyjwt_reads(headers: dict[str, str]) -
 def test_the_lean_header_parse_refuses_what_is_not_a_jws(token: str) -> None:
     with pytest.raises(ValueError, match=r"segments|base64url JSON"):
         unverified_header(token)
+
+
+def signed(payload_json: str, header_json: str = '{"alg":"HS256","typ":"JWT"}') -> str:
+    """A correctly signed HS256 token around exactly this JSON (which no JSON encoder would write)."""
+
+    def part(raw: str) -> str:
+        return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part(header_json)}.{part(payload_json)}"
+    mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+HUGE = "1" + "0" * 400  # 10**400: an int that no float can hold
+SOON = int(time.time()) + 600
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        f'"exp":{HUGE}',
+        '"exp":1e300',
+        '"exp":1e400',
+        '"exp":NaN',
+        '"exp":Infinity',
+        '"exp":253402300800',
+        f'"exp":-{HUGE}',
+        f'"exp":{SOON},"iat":{HUGE}',
+        f'"exp":{SOON},"iat":-{HUGE}',
+        f'"exp":{SOON},"iat":NaN',
+        f'"exp":{SOON},"nbf":{HUGE}',
+        f'"exp":{SOON},"nbf":-{HUGE}',
+        f'"exp":{SOON},"nbf":-1e400',
+        '"exp":' + "9" * 5000,
+    ],
+)
+def test_absurd_time_claims_are_unauthorized(claims: str) -> None:
+    with pytest.raises(HeraldError) as info:
+        verifier().verify(signed(f'{{"sub":"a",{claims}}}'))
+    assert info.value.code is ErrorCode.UNAUTHORIZED
+
+
+def test_time_claims_up_to_year_9999_are_accepted() -> None:
+    claims = verifier().verify(signed(f'{{"sub":"a","exp":253402300799,"iat":{SOON - 600},"nbf":0}}'))
+    assert claims.exp == 253402300799.0
+
+
+def test_deeply_nested_tokens_are_unauthorized() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    rejects(verifier(), signed(f'{{"sub":"a","exp":{SOON},"x":{deep}}}'), "invalid token")
+    rejects(verifier(), signed(f'{{"sub":"a","exp":{SOON}}}', f'{{"alg":"HS256","x":{deep}}}'), "malformed")

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.jsondepth import MAX_JSON_DEPTH
 from herald_common.wire import (
     Auth,
     AuthSuccess,
@@ -16,6 +17,7 @@ from herald_common.wire import (
     Ping,
     Publication,
     Publish,
+    Published,
     Since,
     Subscribe,
     Subscribed,
@@ -145,3 +147,46 @@ def test_publication_round_trip_keeps_data_bytes() -> None:
     body = encode(Publication(data=msgspec.Raw(b"[1, 2]"), event="message.sent", id="e1"))
     pub = decode_publication(body)
     assert bytes(pub.data) == b"[1, 2]" and pub.event == "message.sent" and pub.id == "e1"
+
+
+def test_published_and_publisher_encode_to_the_contract() -> None:
+    assert json.loads(encode(Published(topic="a.b", offset=12, id="p1"))) == {
+        "type": "published",
+        "topic": "a.b",
+        "offset": 12,
+        "id": "p1",
+    }
+    assert json.loads(encode(Published(topic="a.b", offset=12))) == {"type": "published", "topic": "a.b", "offset": 12}
+    frame = Message(topic="a", data=msgspec.Raw(b"1"), offset=3, epoch="e", publisher="alice")
+    assert json.loads(encode(frame))["publisher"] == "alice"
+    body = encode(Publication(data=msgspec.Raw(b"1"), id="x", publisher="alice"))
+    assert decode_publication(body).publisher == "alice"
+    # Older bodies and frames without it stay as they were.
+    assert "publisher" not in json.loads(encode(Publication(data=msgspec.Raw(b"1"))))
+
+
+def nested_data(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("kind", [bytes, str])
+def test_client_frames_nested_beyond_the_limit_are_bad_request(kind: type) -> None:
+    # The frame object is one level; ``data`` may take the other 63.
+    ok = f'{{"type":"message","topic":"a","data":{nested_data(MAX_JSON_DEPTH - 1)}}}'
+    deep = f'{{"type":"message","topic":"a","data":{nested_data(MAX_JSON_DEPTH)}}}'
+    assert isinstance(decode_client_frame(ok.encode() if kind is bytes else ok), Publish)
+    with pytest.raises(HeraldError) as info:
+        decode_client_frame(deep.encode() if kind is bytes else deep)
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    assert "nested" in info.value.message
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH * 2, 5_000, 200_000])
+def test_a_stored_publication_of_any_depth_decodes_or_raises_a_decode_error(depth: int) -> None:
+    body = f'{{"data":{nested_data(depth)}}}'.encode()
+    try:
+        decoded = decode_publication(body)
+    except msgspec.DecodeError as exc:
+        assert "nested" in str(exc) or depth > 1000
+    else:
+        assert bytes(decoded.data).startswith(b"[")

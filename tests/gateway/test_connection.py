@@ -8,6 +8,7 @@ from websockets.protocol import State
 
 from herald_common.errors import CloseCode
 from herald_gateway.actions import Close
+from herald_gateway.connection import ClientConnection
 from herald_gateway.fanout import text_frame
 from tests.gateway.fakes import decoded, fake_connection, manual_outbox
 from tests.gateway.helpers import new_session
@@ -47,12 +48,22 @@ def test_frames_of_one_iteration_go_out_in_order_in_one_write() -> None:
     assert len(ws.transport.written) == 1
 
 
-async def test_replies_are_never_refused_but_count() -> None:
-    conn, ws = fake_connection(new_session(), max_pending_bytes=4)
-    conn.push_control(b"12345")
+def over_bound(conn: ClientConnection) -> bool:
+    # A call, so that mypy does not narrow the property across steps.
+    return conn.over_bound
+
+
+async def test_replies_count_against_the_bound_like_deliveries() -> None:
+    conn, ws = fake_connection(new_session(), max_pending_bytes=8)
+    assert conn.push_control(b"12345")
     assert conn.pending_bytes == 7
+    assert not over_bound(conn)
+    assert not conn.push_control(b"12")  # would make 11 bytes: refused, nothing queued
     assert not conn.push(b"x")
-    conn.push_control(Close(CloseCode.SLOW_CONSUMER, "slow consumer"))
+    assert conn.pending_bytes == 7
+    ws.transport.buffered = 5  # e.g. pongs websockets wrote by itself
+    assert over_bound(conn)
+    assert conn.push_control(Close(CloseCode.SLOW_CONSUMER, "slow consumer"))
     await conn.closed()
     assert ws.closed_with == [(4009, "slow consumer")]
 
@@ -103,3 +114,13 @@ def test_frame_headers_for_each_length_form() -> None:
     assert text_frame(b"a" * 126)[:4] == b"\x81\x7e\x00\x7e"
     assert text_frame(b"a" * 65535)[:4] == b"\x81\x7e\xff\xff"
     assert text_frame(b"a" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
+
+
+def test_cut_aborts_at_once_and_keeps_the_first_close_code() -> None:
+    conn, ws = fake_connection(new_session())
+    conn.push(b"waiting")
+    conn.close_code = 4008
+    conn.cut(4009)
+    assert ws.transport.aborted.is_set()
+    assert conn.closing and conn.close_code == 4008
+    assert conn.pending_bytes == 0

@@ -126,6 +126,7 @@ async def test_socket_publish_reaches_subscriber(gateway: Running) -> None:
     await writer.send(json.dumps({"type": "message", "topic": "chat.room", "data": {"text": "hi"}}))
     frame = await recv(reader)
     assert (frame["type"], frame["topic"], frame["data"]) == ("message", "chat.room", {"text": "hi"})
+    assert (await recv(writer))["type"] == "published"
     await writer.send(json.dumps({"type": "message", "topic": "other.room", "data": 1, "id": "p"}))
     error = await recv(writer)
     assert (error["type"], error["code"], error["id"]) == ("error", "forbidden", "p")

@@ -195,3 +195,26 @@ def test_failed_auth_takes_no_user_slot() -> None:
     session = Session(VERIFIER, LIMITED, T0, users)
     session.on_text(text({"type": "auth", "token": "garbage"}), T0)
     assert len(users) == 0
+
+
+def test_websocket_pings_and_pongs_count_against_the_frame_rate() -> None:
+    session = Session(VERIFIER, LIMITED, T0)
+    session.on_text(text({"type": "auth", "token": token()}), T0)
+    assert session.on_control(1, T0) == []  # auth and this within the burst of 3: websockets answers it
+    assert frames(session.on_text(PING, T0)) == [{"type": "pong"}]
+    limited = session.on_control(1, T0)
+    assert [f["code"] for f in frames(limited)] == ["rate_limited"]
+    assert closes(limited) == []
+    # A flood in one read: one more strike than tolerated closes, and the rest is ignored.
+    flood = session.on_control(10_000, T0)
+    assert [f["code"] for f in frames(flood)] == ["rate_limited"] * 2
+    assert closes(flood) == [CloseCode.POLICY_LIMIT]
+    assert state_of(session) is AuthState.CLOSED
+    assert session.on_control(5, T0) == []
+
+
+def test_control_frames_before_auth_are_counted_but_not_fatal() -> None:
+    session = Session(VERIFIER, LIMITED, T0)
+    assert session.on_control(3, T0) == []
+    assert state_of(session) is AuthState.AWAITING_AUTH
+    assert closes(session.on_control(3, T0)) == [CloseCode.POLICY_LIMIT]

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from msgspec import UNSET
 
 from herald_common.errors import CloseCode
 from herald_common.rpc import MembershipReply
@@ -364,8 +365,37 @@ def test_access_revoked_keeps_token_granted_subscription() -> None:
 def test_publish_with_grant() -> None:
     session = authed(publish=["chat.*"])
     actions = session.on_text('{"type":"message","topic":"chat.r1","data":{"x":[1, 2]},"id":"p"}', T0)
-    assert actions == [PublishTo("chat.r1", b'{"x":[1, 2]}', "p")]
+    assert actions == [PublishTo("chat.r1", b'{"x":[1, 2]}', "alice", "p")]
     assert frames(session.on_publish_failed("p"))[0]["code"] == "internal"
+
+
+def test_a_stored_publish_is_answered_published_with_its_offset() -> None:
+    session = authed(publish=["chat.*"])
+    assert frames(session.on_published("chat.r1", 42, "p")) == [
+        {"type": "published", "topic": "chat.r1", "offset": 42, "id": "p"}
+    ]
+    assert frames(session.on_published("chat.r1", 43, UNSET)) == [
+        {"type": "published", "topic": "chat.r1", "offset": 43}
+    ]
+
+
+@pytest.mark.parametrize("grant", ["**", "messages.**", "messages", "messages.user.*", "messages.user.bob"])
+@pytest.mark.parametrize("topic", ["messages", "messages.user.bob", "messages.channel.c1", "messages.x.y.z"])
+def test_the_messages_namespace_is_refused_whatever_the_grant(grant: str, topic: str) -> None:
+    session = authed(publish=[grant], roles=["admin", "publisher"])
+    actions = session.on_text(text({"type": "message", "topic": topic, "data": {"forged": True}, "id": 9}), T0)
+    assert [(f["code"], f["id"]) for f in frames(actions)] == [("forbidden", 9)]
+    assert not [a for a in actions if isinstance(a, PublishTo)]
+
+
+def test_a_frame_nested_too_deeply_is_bad_request_and_the_connection_stays() -> None:
+    session = authed(publish=["chat.*"])
+    deep = '{"type":"message","topic":"chat.r1","data":' + "[" * 100 + "]" * 100 + ',"id":5}'
+    actions = session.on_text(deep, T0)
+    assert [f["code"] for f in frames(actions)] == ["bad_request"]
+    assert closes(actions) == []
+    assert state_of(session) is AuthState.AUTHENTICATED
+    assert frames(session.on_text(text({"type": "ping"}), T0)) == [{"type": "pong"}]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 At least 10,000 random and mutated frames — invalid UTF-8, binary frames, fragments,
 oversized and payload-carrying control frames, reserved bits, unmasked frames, unknown
-opcodes, truncated frames and half-closed sockets — from many connections, while a
+opcodes, truncated frames, half-closed sockets, JSON nested far too deeply and absurd
+numbers (in frames and in correctly signed tokens) — from many connections, while a
 well-behaved client on the same gateway keeps receiving. Afterwards the gateway is alive,
 the good client got every message in order, and connections, subscriptions and NATS
 subscriptions are back where they were (nothing leaked).
@@ -11,6 +12,9 @@ subscriptions are back where they were (nothing leaked).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -26,7 +30,7 @@ from herald_common.config import load_settings
 from herald_common.streams import ensure_streams
 from tests.support.procs import NatsServer
 from tests.support.rawws import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, frame
-from tests.support.stack import Stack, client, token
+from tests.support.stack import SECRET, Stack, client, token
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +62,39 @@ def good_frames(rng: random.Random, tok: str) -> list[bytes]:
     return [json.dumps(rng.choice(choices)).encode() for _ in range(3)]
 
 
+HUGE = "1" + "0" * 400  # 10**400: no float holds it
+
+
+def hostile_frames(rng: random.Random) -> list[bytes]:
+    """Well-formed frames carrying what decoders and timers trip over: deep nesting, huge numbers."""
+    depth = rng.choice([65, 100, 1_000, 20_000])
+    deep = "[" * depth + "]" * depth
+    deep_object = '{"a":' * depth + "1" + "}" * depth
+    number = rng.choice([HUGE, "-" + HUGE, "1e400", "-1e400", "1e-400", "9" * 4400])
+    now = int(time.time())
+    claims = rng.choice([f'"exp":{number}', f'"exp":{now + 600},"iat":{number}', f'"exp":{now + 600},"nbf":{number}'])
+    return [
+        f'{{"type":"message","topic":"fuzz.x","data":{deep}}}'.encode(),
+        f'{{"type":"subscribe","topic":"fuzz.1","id":{deep_object}}}'.encode(),
+        deep.encode(),
+        f'{{"type":"message","topic":"fuzz.x","data":{number},"id":{number}}}'.encode(),
+        f'{{"type":"subscribe","topic":"fuzz.2","since":{{"offset":{number},"epoch":"e"}}}}'.encode(),
+        json.dumps({"type": "auth", "token": signed_token(f'{{"sub":"fuzzer",{claims}}}')}).encode(),
+        f'{{"type":"auth","token":"{deep}"}}'.encode(),
+    ]
+
+
+def signed_token(payload_json: str) -> str:
+    """A correctly signed HS256 token around exactly this payload JSON (the stack's secret)."""
+
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = part(b'{"alg":"HS256","typ":"JWT"}') + "." + part(payload_json.encode())
+    mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + part(mac)
+
+
 def mutate(rng: random.Random, data: bytes) -> bytes:
     b = bytearray(data)
     for _ in range(rng.randint(1, 4)):
@@ -76,8 +113,13 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 def random_frame(rng: random.Random, tok: str) -> bytes:
     """One wire frame, usually broken in some way."""
-    kind = rng.randint(0, 11)
+    kind = rng.randint(0, 13)
     payload = rng.choice(good_frames(rng, tok))
+    if kind >= 12:
+        hostile = rng.choice(hostile_frames(rng))
+        if len(hostile) > 60_000:  # stay under the frame limit: nesting is the point, not size
+            hostile = hostile[:60_000]
+        return frame(OP_TEXT, hostile if kind == 12 else mutate(rng, hostile))
     if kind == 0:
         return frame(OP_TEXT, payload)
     if kind == 1:
@@ -181,6 +223,8 @@ def test_gateway_survives_socket_fuzzing(nats_server: NatsServer, tmp_path: Path
             assert received == list(range(sent)), "the good client lost or reordered messages"
             assert gw.service.proc is not None
             assert gw.service.proc.poll() is None, gw.service.logs()[-3000:]
+            # No frame may reach an unhandled exception (websockets closes those with 1011).
+            assert "connection handler failed" not in gw.service.logs(), gw.service.logs()[-3000:]
 
             deadline = time.monotonic() + 15
             while True:

@@ -23,11 +23,18 @@ import msgspec
 
 from herald_common.config import Settings
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.jsondepth import check_json_depth
 
 log = logging.getLogger(__name__)
 
 ADMIN = "admin"
 PUBLISHER = "publisher"
+
+#: The latest instant a time claim (``exp``, ``iat``, ``nbf``) may name: the end of year
+#: 9999 UTC. Later values, or huge integers a float cannot hold, are refused with
+#: ``unauthorized`` instead of overflowing wherever the time is used (timers, caches).
+MAX_TIME_CLAIM = 253_402_300_799
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 _SUPPORTED = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
 
@@ -65,13 +72,28 @@ def unverified_header(token: str) -> dict[str, Any]:
         raise ValueError("not three dot-separated segments")
     try:
         raw = base64.urlsafe_b64decode(first + "=" * (-len(first) % 4))
+        check_json_depth(raw)
         return _header_decoder.decode(raw)
-    except (binascii.Error, msgspec.DecodeError) as exc:
+    except (binascii.Error, msgspec.DecodeError, HeraldError) as exc:
         raise ValueError(f"header is not base64url JSON: {exc}") from None
 
 
 def _unauthorized(message: str) -> HeraldError:
     return HeraldError(ErrorCode.UNAUTHORIZED, message)
+
+
+def _time_claim(payload: dict[str, Any], name: str) -> float | None:
+    """The claim as seconds since the epoch (None if absent), or ``unauthorized``."""
+    if name not in payload:
+        return None
+    value = payload[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _unauthorized(f"claim {name!r} must be a number")
+    # Compared as given (no float conversion), so an integer of any size is refused
+    # rather than raising OverflowError; NaN fails both comparisons.
+    if not 0 <= value <= MAX_TIME_CLAIM:
+        raise _unauthorized(f"claim {name!r} must be between 0 and {MAX_TIME_CLAIM}")
+    return float(value)
 
 
 def _string_list(payload: dict[str, Any], name: str) -> tuple[str, ...]:
@@ -246,15 +268,19 @@ class TokenVerifier:
             raise _unauthorized("token has expired") from None
         except jwt.PyJWTError as exc:
             raise _unauthorized(f"invalid token: {exc}") from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # Whatever a hostile payload makes the JWT library trip over is still just a bad token.
+            raise _unauthorized(f"invalid token: {type(exc).__name__}") from None
         sub = payload.get("sub")
         if not isinstance(sub, str) or not sub:
             raise _unauthorized("claim 'sub' must be a non-empty string")
-        exp = payload.get("exp")
-        if not isinstance(exp, int | float) or isinstance(exp, bool):
+        times = {name: _time_claim(payload, name) for name in _TIME_CLAIMS}
+        exp = times["exp"]
+        if exp is None:
             raise _unauthorized("claim 'exp' must be a number")
         return Claims(
             sub=sub,
-            exp=float(exp),
+            exp=exp,
             roles=frozenset(_string_list(payload, "roles")),
             topics=_string_list(payload, "topics"),
             publish=_string_list(payload, "publish"),

@@ -22,6 +22,10 @@ TOPIC_PREFIX = "topics."
 #: with its sequence, so live delivery never runs ahead of storage.
 LIVE_PREFIX = "live."
 
+#: The namespace of the api's own events (``messages``, ``messages.**``): a raw publish
+#: there, over REST or from a socket, is refused, so nobody can forge a direct message.
+RESERVED_ROOT = "messages"
+
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
@@ -72,6 +76,14 @@ def validate_pattern(pattern: object) -> str:
 def is_token(value: str) -> bool:
     """True when ``value`` is one topic token (so an id can be embedded in a topic)."""
     return bool(_TOKEN.match(value))
+
+
+def is_reserved(topic: str) -> bool:
+    """True when ``topic`` is in the reserved ``messages`` namespace (only the api publishes there).
+
+    Case matters, as in NATS subjects: ``Messages.x`` is an ordinary topic.
+    """
+    return topic == RESERVED_ROOT or topic.startswith(RESERVED_ROOT + ".")
 
 
 def is_wildcard(pattern: str) -> bool:

@@ -14,6 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, UnsetType
 
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.jsondepth import check_json_depth
 
 #: Stream sequences are unsigned 64-bit.
 MAX_OFFSET = 2**64 - 1
@@ -79,13 +80,26 @@ class Unsubscribed(msgspec.Struct, tag="unsubscribed", tag_field="type", frozen=
 
 
 class Message(msgspec.Struct, tag="message", tag_field="type", frozen=True, omit_defaults=True):
-    """A delivered message; ``data`` is kept as raw JSON so it is never decoded twice."""
+    """A delivered message; ``data`` is kept as raw JSON so it is never decoded twice.
+
+    ``publisher`` is the ``sub`` of the socket that published it (absent for messages
+    from the api).
+    """
 
     topic: str
     data: Raw
     offset: int
     epoch: str
     event: str | UnsetType = UNSET
+    publisher: str | UnsetType = UNSET
+
+
+class Published(msgspec.Struct, tag="published", tag_field="type", frozen=True, omit_defaults=True):
+    """A socket publish was stored: ``offset`` is its stream sequence."""
+
+    topic: str
+    offset: int
+    id: Any | UnsetType = UNSET
 
 
 class Error(msgspec.Struct, tag="error", tag_field="type", frozen=True, omit_defaults=True):
@@ -98,18 +112,21 @@ class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
     pass
 
 
-ServerFrame = AuthSuccess | Subscribed | Unsubscribed | Message | Error | Pong
+ServerFrame = AuthSuccess | Subscribed | Unsubscribed | Message | Published | Error | Pong
 
 
 class Publication(msgspec.Struct, frozen=True, omit_defaults=True):
     """The body of a message on a topic subject (what the bridge and publishers send).
 
     ``data`` stays raw: a gateway re-emits it byte for byte inside the ``message`` frame.
+    ``publisher`` is set by a gateway on what one of its sockets published (the token's
+    ``sub``), so a raw socket publication always says who sent it.
     """
 
     data: Raw
     event: str | UnsetType = UNSET
     id: str | UnsetType = UNSET
+    publisher: str | UnsetType = UNSET
 
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
@@ -118,7 +135,12 @@ _encoder = msgspec.json.Encoder()
 
 
 def decode_client_frame(data: bytes | str) -> ClientFrame:
-    """Decode one client frame or raise ``HeraldError(bad_request)`` saying what is wrong."""
+    """Decode one client frame or raise ``HeraldError(bad_request)`` saying what is wrong.
+
+    A frame nested more than :data:`~herald_common.jsondepth.MAX_JSON_DEPTH` levels deep
+    is refused before it is decoded.
+    """
+    check_json_depth(data)
     try:
         return _client_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -132,8 +154,16 @@ def decode_client_frame(data: bytes | str) -> ClientFrame:
 
 
 def decode_publication(data: bytes) -> Publication:
-    """Decode a topic message body; raises ``msgspec`` errors on garbage."""
-    return _publication_decoder.decode(data)
+    """Decode a topic message body; raises ``msgspec.DecodeError`` (a ``ValueError``) on garbage.
+
+    That includes a body nested too deeply for the decoder (stored before any limit
+    applied, or published around one), so one such message is dropped like any other
+    garbage instead of raising ``RecursionError`` into whoever reads the stream.
+    """
+    try:
+        return _publication_decoder.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError("publication is nested too deeply to decode") from None
 
 
 def encode(frame: ServerFrame | Publication) -> bytes:

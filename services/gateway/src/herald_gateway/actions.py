@@ -58,14 +58,16 @@ class AskMembership:
 
 @dataclass(frozen=True, slots=True)
 class PublishTo:
-    """Publish ``data`` (raw JSON) to ``topic`` on behalf of this client.
+    """Publish ``data`` (raw JSON) to ``topic`` on behalf of this client, user ``publisher``.
 
-    ``frame_id`` is the client's frame ``id`` (``UNSET`` if none), echoed in an error
-    frame when publishing fails (``Session.on_publish_failed``).
+    ``frame_id`` is the client's frame ``id`` (``UNSET`` if none), echoed in the
+    ``published`` reply once the message is stored (``Session.on_published``) or in an
+    error frame when publishing fails (``Session.on_publish_failed``).
     """
 
     topic: str
     data: bytes
+    publisher: str
     frame_id: Any = UNSET
 
 

@@ -14,19 +14,26 @@ left ``OPEN`` (after a close frame nothing else may follow; the gateway's own cl
 flush what is waiting first).
 
 A client whose transport buffer plus waiting frames would pass
-``HERALD_MAX_PENDING_BYTES`` bytes with a delivery gets nothing more and is closed with
-4009 instead.
+``HERALD_MAX_PENDING_BYTES`` bytes with a delivery or a reply gets nothing more and is
+closed with 4009 instead.
+
+Control frames are the one thing ``websockets`` answers by itself: it writes a pong for
+every ping the moment it parses it, whether or not the client reads. :class:`Socket`
+reports how many control frames each read brought, so the gateway counts them against
+the frame rate (4008) and checks the pongs against the same byte bound (4009); a client
+that keeps flooding once it is being closed is cut off at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event, State
 
 from herald_gateway.actions import Close
 from herald_gateway.fanout import Outbox, Transport, text_frame
@@ -45,6 +52,40 @@ def raw_fd(transport: object) -> int:
     except (OSError, ValueError, AttributeError):
         return -1
     return fd
+
+
+_CONTROL = (Opcode.PING, Opcode.PONG)
+
+#: Seconds a replay or gap fill waits for a socket that takes no bytes at all before the
+#: client counts as stalled (4009). A client that keeps reading is never cut for being slow.
+STALL_TIMEOUT = 5.0
+#: How often a waiting replay looks at the socket again (seconds).
+ROOM_POLL = 0.005
+
+
+class Socket(ServerConnection):
+    """websockets' server connection, telling the gateway about the control frames it answered.
+
+    ``on_control(count)`` runs after each read that brought ``count`` ping or pong frames,
+    once their pongs are in the transport's buffer. Until the gateway sets it, they are
+    only counted away.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_control: Callable[[int], None] | None = None
+        self._control_frames = 0
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.opcode in _CONTROL:
+            self._control_frames += 1
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        count, self._control_frames = self._control_frames, 0
+        if count and self.on_control is not None:
+            self.on_control(count)
 
 
 class ClientConnection:
@@ -116,21 +157,61 @@ class ClientConnection:
         """Send one encoded delivery (a JSON text frame); False when too far behind."""
         return self.deliver(text_frame(payload))
 
-    def push_control(self, item: bytes | Close) -> None:
-        """Send a reply or start closing; never refused, replies are few and bounded."""
+    def push_control(self, item: bytes | Close) -> bool:
+        """Send a reply or start closing; False (nothing sent) when a reply would pass the bound.
+
+        A close is never refused.
+        """
         if self.closing:
-            return
+            return True
         if isinstance(item, Close):
             self.closing = True
             self.close_code = int(item.code)
             self.flush()
             self._closer = asyncio.get_running_loop().create_task(self._close(int(item.code), item.reason))
-            return
-        frame = text_frame(item)
-        if not self._out:
-            self._outbox.mark(self)
-        self._out.append(frame)
-        self._out_bytes += len(frame)
+            return True
+        return self.deliver(text_frame(item))
+
+    def has_room(self, size: int) -> bool:
+        """``size`` more bytes fit under ``max_pending_bytes`` now."""
+        return self.pending_bytes + size <= self.max_pending_bytes
+
+    async def room_for(self, size: int, stall: float = STALL_TIMEOUT) -> bool:
+        """Wait until ``size`` more bytes fit; False when the socket took nothing for ``stall`` seconds.
+
+        Also False at once when the frame could never fit or the connection is going away.
+        What waits in the outbox is written first, so the socket has all there is to take.
+        """
+        if size > self.max_pending_bytes:
+            return False
+        self.flush()
+        loop = asyncio.get_running_loop()
+        last, moved = self.pending_bytes, loop.time()
+        while not self.has_room(size):
+            if not self.open:
+                return False
+            # Polled: asyncio's drain wakes only near an empty buffer, which would leave the
+            # socket idle between rounds; a few milliseconds keep loopback busy.
+            await asyncio.sleep(ROOM_POLL)
+            now, pending = loop.time(), self.pending_bytes
+            if pending < last:
+                last, moved = pending, now
+            elif now - moved > stall:
+                return False
+        return self.open
+
+    @property
+    def over_bound(self) -> bool:
+        """More than ``max_pending_bytes`` are waiting (pongs ``websockets`` wrote count too)."""
+        return self.pending_bytes > self.max_pending_bytes
+
+    def cut(self, code: int) -> None:
+        """Abort the socket now, without a closing handshake (the client is flooding it)."""
+        self.closing = True
+        if self.close_code is None:
+            self.close_code = code
+        self.drop_pending()
+        self.ws.transport.abort()
 
     def drop_pending(self) -> None:
         """Forget the frames not written yet (a slow consumer is closed without them)."""

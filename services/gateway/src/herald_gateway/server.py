@@ -29,7 +29,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,7 +68,7 @@ from herald_gateway.actions import (
     Replay,
     Send,
 )
-from herald_gateway.connection import ClientConnection
+from herald_gateway.connection import ClientConnection, Socket
 from herald_gateway.gapfill import Feed, Verdict
 from herald_gateway.hub import Interest
 from herald_gateway.keepalive import Keepalive
@@ -85,6 +85,9 @@ NATS_FLUSH_TIMEOUT = 2
 REVOKED_SUBJECT = EVENT_PREFIX + CHANNEL_ACCESS_REVOKED
 LISTEN_BACKLOG = 4096
 GC_THRESHOLDS = (50_000, 20, 100)
+#: Bytes a ``message`` frame adds around a stored body (header, topic, offset, epoch), for
+#: sizing gap-fill rounds; an estimate is enough.
+FRAME_OVERHEAD = 256
 
 
 class Gateway:
@@ -262,15 +265,42 @@ class Gateway:
             self._drop_holders(pattern, topic)
             return
         self.metrics.gaps_filled.inc(len(stored))
-        self._fan_out_stored(pattern, feed, stored)
+        await self._fan_out_stored(pattern, feed, stored)
 
-    def _fan_out_stored(self, pattern: str, feed: Feed, stored: list[Stored]) -> None:
-        for m in stored:
-            subject = live_subject(subject_topic(m.subject))
-            if m.seq <= feed.known(subject):
-                continue
-            self.fan_out(pattern, subject, {"Nats-Sequence": str(m.seq)}, m.data)
-            feed.delivered(subject, m.seq)
+    async def _fan_out_stored(self, pattern: str, feed: Feed, stored: list[Stored]) -> None:
+        """Fan out stored messages (a gap fill or catch-up) at the pace of the slowest reader.
+
+        Sent in rounds of at most a quarter of the byte bound: before each round, holders
+        without room for it are waited for (all at once) instead of being overflowed, so a
+        large fill reaches clients that keep reading; one that stalls is closed with 4009.
+        The pattern's live messages wait meanwhile (the caller holds its lock).
+        """
+        budget = max(1, self._settings.max_pending_bytes // 4)
+        start = 0
+        while start < len(stored):
+            end, size = start, 0
+            while end < len(stored) and (end == start or size + len(stored[end].data) <= budget):
+                size += len(stored[end].data) + FRAME_OVERHEAD
+                end += 1
+            await self._room_among(pattern, size)
+            for m in stored[start:end]:
+                subject = live_subject(subject_topic(m.subject))
+                if m.seq <= feed.known(subject):
+                    continue
+                self.fan_out(pattern, subject, {"Nats-Sequence": str(m.seq)}, m.data)
+                feed.delivered(subject, m.seq)
+            start = end
+
+    async def _room_among(self, pattern: str, size: int) -> None:
+        """Wait for the live holders of ``pattern`` without room for ``size`` bytes; overflow the stalled."""
+        members = self.interest.members(pattern)
+        short = [c for c in members if pattern not in c.recovering and c.open and not c.has_room(size)]
+        if not short:
+            return
+        roomy = await asyncio.gather(*(c.room_for(size) for c in short))
+        for conn, ok in zip(short, roomy, strict=True):
+            if not ok and conn.open:
+                self._overflow(conn)
 
     def _drop_holders(self, pattern: str, topic: str | None) -> None:
         """Close (4009) the holders of ``pattern`` (that receive ``topic`` through it, if given)."""
@@ -303,7 +333,7 @@ class Gateway:
                     self._drop_holders(pattern, None)
                 else:
                     self.metrics.gaps_filled.inc(len(stored))
-                    self._fan_out_stored(pattern, feed, stored)
+                    await self._fan_out_stored(pattern, feed, stored)
                 feed.caught_up(last)
         except Exception as exc:
             log.warning("catching up after a NATS reconnect failed: %s", type(exc).__name__)
@@ -352,7 +382,14 @@ class Gateway:
             log.warning("dropped a live message that is not a valid publication")
             return 0
         payload = wire.encode(
-            wire.Message(topic=topic, data=publication.data, offset=offset, epoch=self.epoch, event=publication.event)
+            wire.Message(
+                topic=topic,
+                data=publication.data,
+                offset=offset,
+                epoch=self.epoch,
+                event=publication.event,
+                publisher=publication.publisher,
+            )
         )
         # Tracing off: one flag check, no header read, no span.
         span = FanOutTrace.start(pattern, subject, offset, headers) if telemetry.tracing_enabled else None
@@ -400,14 +437,32 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _reply(self, conn: ClientConnection, action: Send | Close) -> None:
+        if isinstance(action, Close):
+            conn.push_control(action)
+            return
+        if action.frame.startswith(ERROR_PREFIX):
+            self._count_error(action.frame)
+        if not conn.push_control(action.frame):
+            self._overflow(conn)
+
+    def _on_control(self, conn: ClientConnection, frames: int) -> None:
+        """Pings or pongs arrived and ``websockets`` already wrote the pongs: rate and byte bound."""
+        for action in conn.session.on_control(frames, time.time()):
+            if isinstance(action, Send | Close):
+                self._reply(conn, action)
+        if conn.over_bound:
+            if conn.closing or conn.overflowed:
+                # Told to go and still flooding: every read adds pongs behind the unread
+                # ones, so waiting for the closing handshake would let them pile up.
+                conn.cut(int(CloseCode.SLOW_CONSUMER))
+            else:
+                self._overflow(conn)
+
     async def apply(self, conn: ClientConnection, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, Send):
-                if action.frame.startswith(ERROR_PREFIX):
-                    self._count_error(action.frame)
-                conn.push_control(action.frame)
-            elif isinstance(action, Close):
-                conn.push_control(action)
+            if isinstance(action, Send | Close):
+                self._reply(conn, action)
             elif isinstance(action, AddInterest):
                 self.interest.add(action.pattern, conn)
                 await self._reconcile(action.pattern)
@@ -443,21 +498,47 @@ class Gateway:
             missed, last = None, 0
         if conn.recovering.get(action.pattern) is not recovery or recovery.state is not RecoveryState.RECOVERING:
             return  # unsubscribed, closed or overflowed meanwhile
+
+        def replaying() -> bool:
+            return (
+                conn.recovering.get(action.pattern) is recovery
+                and recovery.state is RecoveryState.RECOVERING
+                and not conn.overflowed
+                and conn.open
+            )
+
         if missed is None:
-            conn.push_control(action.lost_frame)
+            sent = await self._paced(conn, [action.lost_frame], replaying)
             last = 0
         else:
-            conn.push_control(action.recovered_frame)
-            for frame in missed:
-                if not conn.push(frame):
-                    self._overflow(conn)
-                    return
-            self.metrics.deliveries.inc(len(missed))
+            sent = await self._paced(conn, [action.recovered_frame, *missed], replaying)
+            self.metrics.deliveries.inc(max(0, sent - 1))
+        if not replaying():
+            return  # unsubscribed, closed, stalled or overflowed meanwhile
         del conn.recovering[action.pattern]
         for frame in recovery.finish(last):
             if not conn.push(frame):
                 self._overflow(conn)
                 return
+
+    async def _paced(self, conn: ClientConnection, payloads: list[bytes], going: Callable[[], bool]) -> int:
+        """Send ``payloads`` at the socket's pace (while ``going()``); how many were sent.
+
+        A payload that does not fit waits for the client to read (:meth:`ClientConnection.room_for`)
+        instead of overflowing the byte bound, so a large replay reaches a client that keeps
+        reading; one that stalls is closed with 4009.
+        """
+        for sent, payload in enumerate(payloads):
+            if not going():
+                return sent
+            frame = fanout.text_frame(payload)
+            if conn.deliver(frame):
+                continue
+            if not await conn.room_for(len(frame)) or not going() or not conn.deliver(frame):
+                if going():
+                    self._overflow(conn)
+                return sent
+        return len(payloads)
 
     async def _read_missed(self, action: Replay) -> tuple[list[bytes] | None, int]:
         """The encoded missed messages and the last stream sequence they cover.
@@ -520,7 +601,14 @@ class Gateway:
             self.metrics.dropped.inc()
             return None
         return wire.encode(
-            wire.Message(topic=topic, data=publication.data, offset=msg.seq, epoch=epoch, event=publication.event)
+            wire.Message(
+                topic=topic,
+                data=publication.data,
+                offset=msg.seq,
+                epoch=epoch,
+                event=publication.event,
+                publisher=publication.publisher,
+            )
         )
 
     async def _ask_membership(self, conn: ClientConnection, ask: AskMembership) -> None:
@@ -537,12 +625,14 @@ class Gateway:
     async def _publish(self, conn: ClientConnection, action: PublishTo) -> None:
         assert self._js is not None
         msg_id = uuid.uuid4().hex
-        body = wire.encode(wire.Publication(data=msgspec.Raw(action.data), id=msg_id))
+        body = wire.encode(wire.Publication(data=msgspec.Raw(action.data), id=msg_id, publisher=action.publisher))
         try:
-            await self._js.publish(topic_subject(action.topic), body, headers={"Nats-Msg-Id": msg_id})
+            ack = await self._js.publish(topic_subject(action.topic), body, headers={"Nats-Msg-Id": msg_id})
         except Exception as exc:
             log.warning("publishing from a client failed: %s", type(exc).__name__)
             await self.apply(conn, conn.session.on_publish_failed(action.frame_id))
+            return
+        await self.apply(conn, conn.session.on_published(action.topic, int(ack.seq), action.frame_id))
 
     def _arm_timer(self, conn: ClientConnection) -> None:
         if conn.timer is not None:
@@ -597,6 +687,8 @@ class Gateway:
     async def _serve(self, ws: ServerConnection) -> None:
         session = Session(self._verifier, self._limits, time.time(), self.per_user)
         conn = ClientConnection(ws, session, self._settings.max_pending_bytes, self._outbox)
+        if isinstance(ws, Socket):
+            ws.on_control = partial(self._on_control, conn)
         self.connections.add(conn)
         if self.keepalive is not None:
             self.keepalive.add(conn)
@@ -615,6 +707,8 @@ class Gateway:
             pass
         finally:
             await self.apply(conn, conn.session.on_disconnect())
+            if isinstance(ws, Socket):
+                ws.on_control = None  # no reference cycle: the connection is freed as it goes
             if conn.timer is not None:
                 conn.timer.cancel()
             await conn.closed()
@@ -688,6 +782,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             settings.gateway_host,
             settings.gateway_port,
             process_request=gateway.process_request,
+            create_connection=Socket,
             compression=None,
             max_size=settings.max_frame_bytes,
             # Keepalive pings come from one gateway-wide task (keepalive.py), not a task

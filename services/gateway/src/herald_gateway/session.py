@@ -28,7 +28,8 @@ Protocol choices that PRODUCT.md leaves open:
   tell what the client missed.
 - Frames over ``HERALD_FRAMES_PER_SECOND`` get ``rate_limited`` (without the frame's
   ``id``: the frame is not decoded at all) and are dropped; a client that keeps going is
-  closed with 4008 (see :mod:`herald_gateway.limits`).
+  closed with 4008 (see :mod:`herald_gateway.limits`). WebSocket pings and pongs count
+  too (:meth:`Session.on_control`).
 - A first ``auth`` for a user already holding ``HERALD_MAX_CONNECTIONS_PER_USER``
   connections gets ``rate_limited`` and the socket is closed with 4008. The slot taken at
   ``auth`` is given back on every way a session closes.
@@ -48,7 +49,7 @@ from herald_common.access import NeedsMembership, Verdict, authorize_publish, au
 from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.rpc import MembershipReply
 from herald_common.tokens import Claims
-from herald_common.topics import validate_pattern, validate_topic
+from herald_common.topics import is_reserved, validate_pattern, validate_topic
 from herald_gateway.actions import (
     Action,
     AddInterest,
@@ -125,7 +126,7 @@ def _encode(frame: wire.ServerFrame) -> bytes:
         return wire.encode(frame)
     except (TypeError, ValueError, OverflowError):
         # An echoed ``id`` the encoder cannot represent is dropped rather than failing.
-        if isinstance(frame, wire.Error | wire.Subscribed | wire.Unsubscribed):
+        if isinstance(frame, wire.Error | wire.Subscribed | wire.Unsubscribed | wire.Published):
             return wire.encode(msgspec.structs.replace(frame, id=UNSET))
         raise
 
@@ -227,6 +228,22 @@ class Session:
             actions += self._close(CloseCode.AUTH_FAILED, "authentication required")
         return actions
 
+    def on_control(self, frames: int, now: float) -> list[Action]:
+        """``frames`` WebSocket pings or pongs arrived (the socket layer answers pings itself).
+
+        They count against the frame rate like any other frame, before ``auth`` too (where
+        they are not fatal: a client library may ping at any time): over the rate each one
+        is answered ``rate_limited``, and a client that keeps going is closed with 4008.
+        """
+        actions: list[Action] = []
+        for _ in range(frames):
+            if self._state is AuthState.CLOSED:
+                break
+            limited = self._over_rate(now)
+            if limited is not None:
+                actions += limited
+        return actions
+
     def on_timer(self, now: float) -> list[Action]:
         deadline = self.deadline
         if deadline is None or now < deadline:
@@ -259,6 +276,12 @@ class Session:
                 error_frame(ErrorCode.FORBIDDEN, f"not allowed to subscribe to {pending.pattern!r}", pending.frame_id)
             ]
         return self._hold(pending.pattern, Grant.MEMBERSHIP, pending.frame_id, pending.since)
+
+    def on_published(self, topic: str, offset: int, frame_id: Any) -> list[Action]:
+        """JetStream stored a :class:`PublishTo` at stream sequence ``offset``."""
+        if self._state is AuthState.CLOSED:
+            return []
+        return [Send(_encode(wire.Published(topic=topic, offset=offset, id=frame_id)))]
 
     def on_publish_failed(self, frame_id: Any) -> list[Action]:
         if self._state is AuthState.CLOSED:
@@ -414,6 +437,10 @@ class Session:
             topic = validate_topic(frame.topic)
         except HeraldError as exc:
             return [error_frame(exc.code, exc.message, frame.id)]
+        if is_reserved(topic):
+            # Whatever the grant says: only the api's own events go there (no forged messages).
+            message = f"{topic!r} is reserved for messages sent through the api"
+            return [error_frame(ErrorCode.FORBIDDEN, message, frame.id)]
         if not authorize_publish(self._claims, topic):
             return [error_frame(ErrorCode.FORBIDDEN, f"not allowed to publish to {topic!r}", frame.id)]
-        return [PublishTo(topic, bytes(frame.data), frame.id)]
+        return [PublishTo(topic, bytes(frame.data), self._claims.sub, frame.id)]
