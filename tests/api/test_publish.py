@@ -160,3 +160,15 @@ async def test_an_idempotency_key_gives_the_same_event_id_per_publisher(client: 
     assert await publish("app1", "order-17") == first
     assert await publish("app1", "order-18") != first
     assert await publish("app2", "order-17") != first
+
+
+async def test_a_publication_says_who_published_it(client: httpx.AsyncClient, app: Litestar) -> None:
+    for path, body in (
+        ("/api/publish", {"topic": "a", "data": 1}),
+        ("/api/publish/batch", {"items": [{"topic": "b", "data": 2}]}),
+    ):
+        assert (await client.post(path, json=body, headers=auth("svc-7", "publisher"))).status_code == 202
+    storage: Storage = app.state.storage
+    async with storage.transaction() as tx:
+        entries = await tx.outbox.pending(10)
+    assert [decode_publication(entry.payload).publisher for entry in entries] == ["svc-7", "svc-7"]

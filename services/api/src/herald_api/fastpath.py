@@ -32,6 +32,7 @@ from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, Publi
 from herald_api.domain.publish.services import PublishService
 from herald_api.ratelimit import check_post_rate
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.jsondepth import check_json_depth
 from herald_common.tokens import Claims
 
 Handler = Callable[[State, Claims, bytes], Awaitable[msgspec.Struct]]
@@ -44,6 +45,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    check_json_depth(body)
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

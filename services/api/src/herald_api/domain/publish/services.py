@@ -29,24 +29,22 @@ from herald_common.errors import ErrorCode, HeraldError
 from herald_common.events import keyed_event_id
 from herald_common.jsbatch import MSG_ID, Outgoing
 from herald_common.tokens import Claims
-from herald_common.topics import topic_subject, validate_topic
+from herald_common.topics import is_reserved, topic_subject, validate_topic
 from herald_common.wire import Publication, encode
-
-#: The api's own events live here; nobody may publish into it directly.
-RESERVED_NAMESPACE = "messages"
 
 _encoder = msgspec.json.Encoder()
 
 
 def _check_topic(topic: str) -> None:
     validate_topic(topic)
-    if topic == RESERVED_NAMESPACE or topic.startswith(RESERVED_NAMESPACE + "."):
+    if is_reserved(topic):
         raise HeraldError(ErrorCode.FORBIDDEN, f"topic {topic!r} is reserved: only the api publishes in 'messages'")
 
 
-def publication(event_id: str, topic: str, data: Any) -> Outgoing:
-    """The message that puts ``data`` on ``topic`` (what a subscriber's frame is made of)."""
-    body = encode(Publication(data=Raw(_encoder.encode(data)), id=event_id))
+def publication(event_id: str, topic: str, data: Any, publisher: str) -> Outgoing:
+    """The message that puts ``data`` on ``topic`` (what a subscriber's frame is made of),
+    saying who published it (the token's ``sub``), as socket publications do."""
+    body = encode(Publication(data=Raw(_encoder.encode(data)), id=event_id, publisher=publisher))
     return Outgoing(topic_subject(topic), body, {MSG_ID: event_id})
 
 
@@ -61,7 +59,7 @@ class PublishService:
         self._authorize(claims)
         _check_topic(topic)
         event_id = _event_id(claims, idempotency_key)
-        await self._store([publication(event_id, topic, data)])
+        await self._store([publication(event_id, topic, data, claims.sub)])
         return event_id
 
     async def publish_batch(self, claims: Claims, items: Sequence[tuple[str, Any, str | None]]) -> list[str]:
@@ -74,7 +72,9 @@ class PublishService:
             except HeraldError as exc:
                 raise HeraldError(exc.code, f"items[{index}]: {exc.message}") from None
         ids = [_event_id(claims, key) for _, _, key in items]
-        await self._store([publication(ident, topic, data) for ident, (topic, data, _) in zip(ids, items, strict=True)])
+        await self._store(
+            [publication(ident, topic, data, claims.sub) for ident, (topic, data, _) in zip(ids, items, strict=True)]
+        )
         return ids
 
     @staticmethod
