@@ -1,5 +1,8 @@
 """The outbox relay: publishes committed outbox rows to JetStream, then deletes them.
 
+Rows are domain events (``events.<type>``) and raw publications that waited for NATS
+(``topics.<topic>``); each goes to the subject it names.
+
 A row is deleted only after JetStream acknowledged it; a crash in between publishes it
 again and JetStream drops the copy by its ``Nats-Msg-Id`` (the event id) within the
 dedup window. Two api processes may both relay the same rows at once; the ids cover that
