@@ -67,7 +67,8 @@ class _Work:
 
     messages: list[Outgoing] = field(default_factory=list)
     spans: list[trace.Span] = field(default_factory=list)
-    events: int = 0
+    #: Each event with its number of publications and its ``process`` span (tracing on).
+    events: list[tuple[Event, int, trace.Span | None]] = field(default_factory=list)
 
     def end_spans(self, error: BaseException | None = None) -> None:
         for span in self.spans:
@@ -87,9 +88,9 @@ def publications(event: Event) -> list[Outgoing]:
     return [Outgoing(topic_subject(topic), body, {MSG_ID: message_id(event, topic)}) for topic in topics]
 
 
-def _trace(work: _Work, msg: Msg, event: Event, outgoing: list[Outgoing]) -> None:
+def _trace(work: _Work, msg: Msg, event: Event, outgoing: list[Outgoing]) -> trace.Span:
     """Spans for one event (continuing the api's trace) and each of its publications; each
-    publication's context goes out in its headers."""
+    publication's context goes out in its headers. Returns the event's span."""
     process = _tracer.start_span(
         f"process {msg.subject}",
         context=telemetry.extract(msg.headers),
@@ -118,6 +119,7 @@ def _trace(work: _Work, msg: Msg, event: Event, outgoing: list[Outgoing]) -> Non
         )
         telemetry.inject(message.headers, trace.set_span_in_context(span))
         work.spans.append(span)
+    return process
 
 
 class Bridge:
@@ -156,11 +158,24 @@ class Bridge:
                 log.error("skipping undecodable event at sequence %d: %s", msg.metadata.sequence.stream, exc)
                 continue
             outgoing = publications(event)
-            if telemetry.tracing_enabled:
-                _trace(work, msg, event, outgoing)
+            span = _trace(work, msg, event, outgoing) if telemetry.tracing_enabled else None
             work.messages.extend(outgoing)
-            work.events += 1
+            work.events.append((event, len(outgoing), span))
         return work
+
+    @staticmethod
+    def _log_bridged(work: _Work) -> None:
+        # One line per event, inside its span so it carries the trace ids; debug only,
+        # so the loop is skipped unless someone asked for it.
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        for event, count, span in work.events:
+            extra = {"event_id": event.id, "event_type": event.type, "topics": count}
+            if span is None:
+                log.debug("event bridged", extra=extra)
+                continue
+            with trace.use_span(span, end_on_exit=False):
+                log.debug("event bridged", extra=extra)
 
     async def _publish(self, work: _Work) -> bool:
         """Store every publication of ``work`` in order, retrying in place; False when stopped first."""
@@ -186,15 +201,16 @@ class Bridge:
         work = self._prepare(msgs)
         try:
             published = await self._publish(work)
+            if published:
+                self._log_bridged(work)
         except BaseException as exc:
             work.end_spans(exc)
             raise
         work.end_spans()
         if not published:
             return  # stopping: the events after the checkpoint are published again later
-        log.debug("events bridged", extra={"events": work.events, "publications": len(work.messages)})
-        self.events += work.events
-        self._metrics.events.inc(work.events)
+        self.events += len(work.events)
+        self._metrics.events.inc(len(work.events))
         self._metrics.publications.inc(len(work.messages))
         if msgs:
             await self._lease.renew(msgs[-1].metadata.sequence.stream)
