@@ -55,10 +55,60 @@ def test_malformed_setting_fails_at_start() -> None:
     assert "HERALD_GATEWAY_PORT='http' is invalid" in result.stderr
 
 
-def test_config_prints_the_reference() -> None:
-    result = run("config")
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--role", "root"], "unknown role 'root'; valid roles: admin, publisher"),
+        (["--role", "admin", "--role", "Admin"], "unknown role 'Admin'"),
+        (["--topic", "news..sport"], "--topic: invalid pattern 'news..sport'"),
+        (["--topic", "news.**.x"], "'**' is only allowed as the last token"),
+        (["--publish", "chat room"], "--publish: invalid pattern 'chat room'"),
+    ],
+)
+def test_token_rejects_unknown_roles_and_bad_patterns(args: list[str], fragment: str) -> None:
+    result = run("token", "alice", *args)
+    assert result.returncode == 2, result
+    assert fragment in result.stderr
+    assert result.stdout == ""
+
+
+def test_token_accepts_valid_grants() -> None:
+    result = run("token", "alice", "--topic", "news.**", "--topic", "a.*.c", "--publish", "chat.room-1")
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_reference_prints_the_markdown_table() -> None:
+    result = run("config", "--reference")
     assert result.returncode == 0
     assert "`HERALD_GATEWAY_PORT`" in result.stdout
+
+
+def test_config_prints_the_effective_settings_with_secrets_masked() -> None:
+    env = {
+        "HERALD_GATEWAY_PORT": "9000",
+        "HERALD_JWT_SECRET": "very-secret-value-0123456789abcdef",
+        "HERALD_NATS_USER": "api",
+        "HERALD_NATS_PASSWORD": "nats-password-value",
+        "HERALD_DATABASE_URL": "postgresql://herald:db-password-value@db.internal:5432/herald",
+    }
+    result = run("config", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "HERALD_GATEWAY_PORT=9000  # from the environment" in lines
+    assert "HERALD_API_PORT=8000" in lines
+    assert "HERALD_NATS_USER=api  # from the environment" in lines
+    assert "HERALD_NATS_PASSWORD=********  # from the environment" in lines
+    assert "HERALD_JWT_SECRET=********  # from the environment" in lines
+    assert "HERALD_DATABASE_URL=postgresql://herald:********@db.internal:5432/herald  # from the environment" in lines
+    for secret in ("very-secret-value", "nats-password-value", "db-password-value"):
+        assert secret not in result.stdout
+
+
+def test_config_with_a_bad_choice_lists_the_valid_ones() -> None:
+    result = run("config", env={"HERALD_LOG_LEVEL": "loud"})
+    assert result.returncode == 2
+    assert "HERALD_LOG_LEVEL='loud' is invalid" in result.stderr
+    assert "valid: debug, info, warning, error" in result.stderr
 
 
 def _up_env(tmp_path: Path) -> dict[str, str]:
