@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -131,11 +132,30 @@ def test_up_refuses_a_taken_port(tmp_path: Path) -> None:
         env["HERALD_API_PORT"] = str(taken.getsockname()[1])
         result = run("up", env=env)
     assert result.returncode == 1
-    assert f"api (HERALD_API_PORT) port 127.0.0.1:{env['HERALD_API_PORT']} is already in use" in result.stderr
+    assert f"herald up: port 127.0.0.1:{env['HERALD_API_PORT']} (HERALD_API_PORT) is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "setting"),
+    [("gateway", "HERALD_GATEWAY_PORT"), ("gateway", "HERALD_GATEWAY_METRICS_PORT"), ("api", "HERALD_API_PORT")],
+)
+def test_a_service_on_a_taken_port_says_so_in_one_line(tmp_path: Path, service: str, setting: str) -> None:
+    env = _up_env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env[setting] = str(taken.getsockname()[1])
+        result = run(service, env=env)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"herald {service}: port 127.0.0.1:{env[setting]} ({setting}) is already in use (Address already in use)"
+    ]
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_up_starts_everything_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     env = _up_env(tmp_path)
     proc = subprocess.Popen(
@@ -186,3 +206,81 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path, sig: signal.Sign
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The command name (2nd field) is in parentheses and may hold spaces.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [HERALD, "up"], env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    return proc, "".join(lines)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="children are found through /proc (Linux)")
+def test_children_die_with_a_killed_supervisor(tmp_path: Path) -> None:
+    env = _up_env(tmp_path)
+    proc, out = _start_up(env)
+    children: list[int] = []
+    try:
+        assert "Herald is up." in out, out
+        children = _children(proc.pid)
+        assert len(children) == 4, children  # nats-server, api, bridge, gateway
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.1)
+        assert not [pid for pid in children if _alive(pid)], "children outlived herald up"
+        # Every port is free again: the next `make run` can start.
+        for name in (
+            "HERALD_API_PORT",
+            "HERALD_GATEWAY_PORT",
+            "HERALD_GATEWAY_METRICS_PORT",
+            "HERALD_BRIDGE_METRICS_PORT",
+        ):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", int(env[name])))
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(env["HERALD_NATS_URL"].rsplit(":", 1)[1])))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

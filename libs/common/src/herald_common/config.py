@@ -304,7 +304,7 @@ def _check_together(settings: Settings) -> None:
 
 
 def _metas(tp: Any) -> list[Meta]:
-    metas = []
+    metas: list[Meta] = []
     while get_origin(tp) is Annotated:
         metas.extend(m for m in get_args(tp)[1:] if isinstance(m, Meta))
         tp = get_args(tp)[0]
