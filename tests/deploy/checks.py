@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "k8s"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKER_DIR = ROOT / "deploy" / "docker"
+#: The NATS users and their permissions: the one copy, included by Compose's and
+#: Kubernetes' nats-server configurations.
+AUTH_FILE = K8S_DIR / "base" / "nats-auth.conf"
+#: Herald's services, each a NATS user of that name.
+NATS_SERVICES = ("api", "bridge", "gateway")
 
 #: Kubernetes version whose schemas (shipped with kubernetes-validate) the manifests must match.
 K8S_VERSION = "1.31.0"
