@@ -158,6 +158,8 @@ def test_a_service_on_a_taken_port_says_so_in_one_line(tmp_path: Path, service: 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_up_starts_everything_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     env = _up_env(tmp_path)
+    if sig == signal.SIGINT:
+        del env["HERALD_JWT_SECRET"]  # the development secret: warned about once, not by every service
     proc = subprocess.Popen(
         [HERALD, "up"], env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -197,6 +199,16 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path, sig: signal.Sign
 
         proc.send_signal(sig)
         assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+        assert proc.stderr is not None
+        lines_err = [json.loads(line) for line in proc.stderr.read().splitlines() if line.strip()]
+        for entry in lines_err:  # every line one JSON shape (nats-server writes its own file)
+            assert {"ts", "level", "service", "logger", "msg"} <= set(entry), entry
+            assert "weakproxy" not in json.dumps(entry) and "\x1b[" not in json.dumps(entry), entry
+        assert {e["service"] for e in lines_err} >= {"up", "api", "bridge", "gateway"}
+        assert not [e for e in lines_err if e["msg"] == "nats disconnected"], "a clean stop is no disconnection"
+        dev_warnings = [e for e in lines_err if "development default" in e["msg"]]
+        assert len(dev_warnings) == (1 if sig == signal.SIGINT else 0), dev_warnings
+        assert "Starting nats-server" in (tmp_path / "var" / "nats" / "nats-server.log").read_text()
         ws.settimeout(5)
         opcode, data = ws.recv_data(control_frame=True)
         assert opcode == websocket.ABNF.OPCODE_CLOSE

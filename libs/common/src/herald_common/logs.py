@@ -32,14 +32,16 @@ _encoder = msgspec.json.Encoder()
 LIBRARY_LEVELS = {"websockets": logging.WARNING, "uvicorn": logging.INFO, "nats": logging.INFO}
 
 
+_OPAQUE = object()
+
+
 def _plain(value: Any) -> Any:
-    """``value`` as a JSON value, or None when it is an object without a plain form."""
+    """``value`` as a JSON value, or ``_OPAQUE`` for an object without a plain form."""
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, list | tuple | set | frozenset):
-        items = [_plain(v) for v in value]
-        return [v for v in items if v is not None]
-    return None
+        return [v for v in map(_plain, value) if v is not _OPAQUE]
+    return _OPAQUE
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,7 +61,7 @@ class JsonFormatter(logging.Formatter):
             if key in _STANDARD or key in _DROPPED or key in entry or key.startswith("_"):
                 continue
             plain = _plain(value)
-            if plain is not None:
+            if plain is not _OPAQUE:
                 entry[key] = plain
         ids = current_ids()
         if ids is not None:
