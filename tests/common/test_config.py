@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from herald_common.config import DEV_JWT_SECRET, ConfigError, Settings, load_settings, render_reference
+from herald_common.config import (
+    DEV_JWT_SECRET,
+    ConfigError,
+    Settings,
+    load_settings,
+    render_effective,
+    render_reference,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,4 +69,31 @@ def test_every_setting_is_documented() -> None:
 def test_docs_reference_is_generated_from_the_types() -> None:
     """docs/configuration.md embeds exactly the table the code generates (`herald config`)."""
     doc = (ROOT / "docs" / "configuration.md").read_text()
-    assert render_reference() in doc, "docs/configuration.md is stale: regenerate with `herald config`"
+    assert render_reference() in doc, "docs/configuration.md is stale: regenerate with `herald config --reference`"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"HERALD_LOG_LEVEL": "loud"}, "valid: debug, info, warning, error"),
+        ({"HERALD_ACCESS_LOG": "sometimes"}, "valid: true, false"),
+        ({"HERALD_NATS_PASSWORD": "pw"}, "HERALD_NATS_PASSWORD is set but HERALD_NATS_USER is not"),
+        ({"HERALD_NATS_TLS_CERT": "c.pem"}, "HERALD_NATS_TLS_CERT is set but HERALD_NATS_TLS_KEY is not"),
+        ({"HERALD_NATS_TLS_KEY": "k.pem"}, "HERALD_NATS_TLS_KEY is set but HERALD_NATS_TLS_CERT is not"),
+        ({"HERALD_NATS_CREDS": "a.creds", "HERALD_NATS_USER": "api"}, "pick one"),
+    ],
+)
+def test_bad_choices_and_incomplete_pairs_are_explained(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert fragment in str(info.value)
+
+
+def test_effective_configuration_masks_secrets_and_marks_the_environment() -> None:
+    env = {"HERALD_NATS_USER": "gateway", "HERALD_NATS_PASSWORD": "pw-123", "HERALD_DATABASE_URL": "sqlite:///x.db"}
+    text = render_effective(load_settings(env), env)
+    assert "HERALD_NATS_PASSWORD=********  # from the environment\n" in text
+    assert "HERALD_DATABASE_URL=sqlite:///x.db  # from the environment\n" in text
+    assert "HERALD_JWT_SECRET=********  # the development default: set it in production\n" in text
+    assert "pw-123" not in text and DEV_JWT_SECRET not in text
+    assert len(text.splitlines()) == len(Settings.__struct_fields__)

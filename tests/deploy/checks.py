@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "k8s"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKER_DIR = ROOT / "deploy" / "docker"
+#: The NATS users and their permissions: the one copy, included by Compose's and
+#: Kubernetes' nats-server configurations.
+AUTH_FILE = K8S_DIR / "base" / "nats-auth.conf"
+#: Herald's services, each a NATS user of that name.
+NATS_SERVICES = ("api", "bridge", "gateway")
 
 #: Kubernetes version whose schemas (shipped with kubernetes-validate) the manifests must match.
 K8S_VERSION = "1.31.0"
@@ -148,6 +153,9 @@ def _check_generator(kind: str, spec: Mapping[str, Any], allowed: set[str], opti
     unknown = set(spec) - allowed
     if unknown:
         raise RenderError(f"{kind} keys not supported: {sorted(unknown)}")
+    unknown_options = set(options) - {"disableNameSuffixHash", "labels"}
+    if unknown_options:
+        raise RenderError(f"generatorOptions keys not supported: {sorted(unknown_options)}")
     if not options.get("disableNameSuffixHash"):
         raise RenderError(f"{kind} needs generatorOptions.disableNameSuffixHash (no name rewriting here)")
 
@@ -158,7 +166,7 @@ def _generate_secret(directory: Path, spec: Mapping[str, Any], options: Mapping[
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": spec["name"]},
+        "metadata": {"name": spec["name"], **({"labels": dict(options["labels"])} if "labels" in options else {})},
         "type": spec.get("type", "Opaque"),
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
     }
@@ -166,6 +174,12 @@ def _generate_secret(directory: Path, spec: Mapping[str, Any], options: Mapping[
 
 def _generator_values(directory: Path, spec: Mapping[str, Any]) -> dict[str, str]:
     values: dict[str, str] = {}
+    for entry in spec.get("files", []):
+        key, sep, path = str(entry).partition("=")
+        file = (directory / (path if sep else key)).resolve()
+        if not file.is_relative_to(directory.resolve()):
+            raise RenderError(f"{entry}: kustomize loads files only from inside {directory}")
+        values[key if sep else file.name] = file.read_text(encoding="utf-8")
     for env in spec.get("envs", []):
         values.update(_env_file(directory / env))
     for literal in spec.get("literals", []):
@@ -179,14 +193,15 @@ def _generate_config_map(
 ) -> Manifest | None:
     """A new ConfigMap (behavior create), or None after merging into / replacing the data
     of the one of that name the resources hold."""
-    _check_generator("configMapGenerator", spec, {"name", "envs", "literals", "behavior"}, options)
+    _check_generator("configMapGenerator", spec, {"name", "envs", "literals", "files", "behavior"}, options)
     values = _generator_values(directory, spec)
     behavior = spec.get("behavior", "create")
     existing = find(objects, "ConfigMap", spec["name"])
     if behavior == "create":
         if existing is not None:
             raise RenderError(f"configMapGenerator {spec['name']}: already exists (use behavior merge or replace)")
-        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": spec["name"]}, "data": values}
+        metadata = {"name": spec["name"], **({"labels": dict(options["labels"])} if "labels" in options else {})}
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": values}
     if behavior not in ("merge", "replace"):
         raise RenderError(f"configMapGenerator {spec['name']}: unknown behavior {behavior!r}")
     if existing is None:
@@ -701,7 +716,8 @@ def check_nats_k8s(objects: list[Manifest]) -> Problems:
     config_map = find(objects, "ConfigMap", config_volume["configMap"]["name"]) if config_volume else None
     if config_map is None:
         return [*problems, "StatefulSet/nats: no ConfigMap with its configuration"]
-    config = parse_nats_config(next(iter(config_map["data"].values())))
+    data = config_map["data"]
+    config = parse_nats_config(data.get("nats.conf") or next(iter(data.values())))
     cluster_port = _port_number(container, "cluster")
     if config.cluster_port != cluster_port:
         problems.append(f"NATS cluster listens on {config.cluster_port}, container port is {cluster_port}")

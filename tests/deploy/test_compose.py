@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from herald_common.config import ConfigError
-from tests.deploy import checks
+from tests.deploy import checks, nats_checks
 from tests.support.procs import nats_server_binary
 
 COMPOSE_TEXT = checks.COMPOSE_FILE.read_text(encoding="utf-8")
@@ -65,6 +65,7 @@ COMPOSE_CHECKS = [
     checks.check_compose_herald,
     checks.check_compose_nats,
     checks.check_compose_client_addresses,
+    nats_checks.check_compose_nats_security,
 ]
 
 
@@ -164,12 +165,43 @@ def test_unmounted_nats_config_is_reported(compose: dict[str, Any]) -> None:
     assert reports(checks.check_compose_nats(compose), "nats-1: no configuration file mounted")
 
 
-def test_nats_server_accepts_the_compose_configuration() -> None:
-    env = {**os.environ, "SERVER_NAME": "nats-1"}
+def test_nats_server_accepts_the_compose_configuration(tmp_path: Path) -> None:
+    files = {"nats.conf": NATS_CONF.read_text(encoding="utf-8"), nats_checks.AUTH_INCLUDE: checks.AUTH_FILE.read_text()}
+    conf = nats_checks.lay_out_nats_config(files, tmp_path, {"/etc/nats/tls/": "tls"})
+    env = {**os.environ, "SERVER_NAME": "nats-1", **nats_checks.example_passwords()}
     result = subprocess.run(
-        [nats_server_binary(), "-t", "-c", str(NATS_CONF)], capture_output=True, text=True, env=env, timeout=20
+        [nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, env=env, timeout=20
     )
     assert result.returncode == 0, result.stderr
+    del env["NATS_BRIDGE_PASSWORD"]
+    missing = subprocess.run(
+        [nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, env=env, timeout=20
+    )
+    assert missing.returncode != 0 and "NATS_BRIDGE_PASSWORD" in missing.stderr
+
+
+def test_each_service_uses_its_own_nats_user(compose: dict[str, Any]) -> None:
+    compose["services"]["gateway-2"] = {**compose["services"]["gateway-2"]}
+    compose["services"]["gateway-2"]["environment"] = {
+        **checks.compose_env(compose["services"]["gateway-2"]),
+        "HERALD_NATS_USER": "api",
+        "HERALD_NATS_PASSWORD": "${NATS_API_PASSWORD:?}",
+    }
+    problems = nats_checks.check_compose_nats_security(compose)
+    assert reports(problems, "gateway-2: HERALD_NATS_USER is 'api', not its own user 'gateway'")
+    assert reports(problems, "gateway-2: HERALD_NATS_PASSWORD must be ${NATS_GATEWAY_PASSWORD:?...}")
+
+
+def test_compose_nats_without_the_shared_users_or_ca_is_reported(compose: dict[str, Any]) -> None:
+    compose["services"]["nats-2"]["volumes"] = [
+        v for v in compose["services"]["nats-2"]["volumes"] if "nats-auth.conf" not in v
+    ]
+    compose["services"]["nats-3"]["environment"]["NATS_API_PASSWORD"] = "hunter2"
+    compose["services"]["bridge"]["volumes"] = []
+    problems = nats_checks.check_compose_nats_security(compose)
+    assert reports(problems, "nats-2: deploy/k8s/base/nats-auth.conf is not mounted")
+    assert reports(problems, "nats-3: NATS_API_PASSWORD must come from the environment")
+    assert reports(problems, "bridge: HERALD_NATS_TLS_CA /etc/herald/nats-ca.pem is not mounted")
 
 
 # Client addresses behind the proxy --------------------------------------------------------

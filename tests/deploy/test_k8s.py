@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy import checks
+from tests.deploy import checks, nats_checks
 from tests.deploy.checks import Manifest
 from tests.support.procs import nats_server_binary
 
@@ -76,6 +76,7 @@ def test_base_has_the_expected_objects(base: list[Manifest]) -> None:
         ("HorizontalPodAutoscaler", "gateway"),
         ("PodDisruptionBudget", "gateway"),
         ("Ingress", "herald"),
+        ("NetworkPolicy", "nats"),
     }
     assert not [o for o in base if o["kind"] == "Secret"], "the base must not carry a Secret"
 
@@ -89,6 +90,10 @@ def test_overlay_applies_namespace_images_replicas_and_secret(overlay: list[Mani
     values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert set(values) == {"HERALD_JWT_SECRET", "HERALD_DATABASE_URL"}
     assert all("example" in v for v in values.values()), "the overlay's Secret must be an obvious example"
+    nats = obj(overlay, "Secret", "nats-auth")
+    passwords = {k: base64.b64decode(v).decode() for k, v in nats["data"].items()}
+    assert set(passwords) == {f"{s}-password" for s in checks.NATS_SERVICES}
+    assert all("example" in v for v in passwords.values()), "the overlay's Secret must be an obvious example"
 
 
 def test_renderer_refuses_features_it_does_not_implement(tmp_path: Path) -> None:
@@ -148,6 +153,7 @@ ALL_CHECKS: list[CheckFn] = [
     checks.check_gateway_scaling,
     checks.check_graceful_shutdown,
     checks.check_nats_k8s,
+    nats_checks.check_k8s_nats_security,
 ]
 
 #: Checks the base alone cannot pass: it leaves these to overlays.
@@ -353,9 +359,9 @@ def test_herald_nats_settings_are_checked(broken: list[Manifest]) -> None:
 
 
 def test_nats_server_accepts_the_configuration(tmp_path: Path, base: list[Manifest]) -> None:
-    conf = tmp_path / "nats.conf"
-    conf.write_text(obj(base, "ConfigMap", "nats-config")["data"]["nats.conf"])
-    env = {**os.environ, "POD_NAME": "nats-0"}
+    data = obj(base, "ConfigMap", "nats-config")["data"]
+    conf = nats_checks.lay_out_nats_config(data, tmp_path, {"/etc/nats-tls/": "tls"})
+    env = {**os.environ, "POD_NAME": "nats-0", **nats_checks.example_passwords()}
     result = subprocess.run(
         [nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, env=env, timeout=20
     )
@@ -363,6 +369,87 @@ def test_nats_server_accepts_the_configuration(tmp_path: Path, base: list[Manife
     conf.write_text(conf.read_text().replace("sync_interval: always", "sync_interval: always always"))
     bad = subprocess.run([nats_server_binary(), "-t", "-c", str(conf)], capture_output=True, env=env, timeout=20)
     assert bad.returncode != 0
+
+
+def test_nats_config_is_generated_from_the_files() -> None:
+    data = obj(checks.render_kustomization(BASE), "ConfigMap", "nats-config")["data"]
+    assert data["nats-auth.conf"] == checks.AUTH_FILE.read_text(encoding="utf-8")
+    assert nats_checks.check_auth_file(data["nats-auth.conf"]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ('include "nats-auth.conf"', "", "authorization is not exactly"),
+        ("    verify: true\n", "", "routes lack mutual TLS"),
+        ("tls {\n  cert_file", "tls_off {\n  cert_file", "not required to use TLS"),
+    ],
+)
+def test_nats_config_without_tls_or_users_is_reported(
+    broken: list[Manifest], old: str, new: str, fragment: str
+) -> None:
+    data = obj(broken, "ConfigMap", "nats-config")["data"]
+    assert old in data["nats.conf"]
+    data["nats.conf"] = data["nats.conf"].replace(old, new, 1)
+    assert reports(nats_checks.check_k8s_nats_security(broken), fragment)
+
+
+def test_auth_file_problems_are_reported() -> None:
+    text = checks.AUTH_FILE.read_text(encoding="utf-8")
+    assert reports(nats_checks.check_auth_file(text.replace('"live.>"', '">"')), "allows every subject")
+    assert reports(
+        nats_checks.check_auth_file(text.replace("$NATS_API_PASSWORD", "$NATS_PASSWORD")), "NATS_API_PASSWORD"
+    )
+    assert reports(nats_checks.check_auth_file(text.replace("user: bridge", "user: relay")), "one per service")
+
+
+def test_a_service_with_another_services_nats_user_is_reported(broken: list[Manifest]) -> None:
+    for item in container(broken, "bridge")["env"]:
+        if item["name"] == "HERALD_NATS_USER":
+            item["value"] = "api"
+        if item["name"] == "HERALD_NATS_PASSWORD":
+            item["valueFrom"]["secretKeyRef"]["key"] = "api-password"
+    problems = nats_checks.check_k8s_nats_security(broken)
+    assert reports(problems, "HERALD_NATS_USER is 'api', not 'bridge'")
+    assert reports(problems, "HERALD_NATS_PASSWORD is not the Secret key")
+
+
+def test_a_service_without_the_ca_is_reported(broken: list[Manifest]) -> None:
+    gateway = container(broken, "gateway")
+    gateway["volumeMounts"] = [m for m in gateway["volumeMounts"] if m["name"] != "nats-ca"]
+    assert reports(nats_checks.check_k8s_nats_security(broken), "HERALD_NATS_TLS_CA /etc/herald/nats/ca.crt is not on")
+
+
+def test_nats_password_as_a_literal_is_reported(broken: list[Manifest]) -> None:
+    nats = container(broken, "nats")
+    nats["env"] = [e for e in nats["env"] if e["name"] != "NATS_GATEWAY_PASSWORD"]
+    nats["env"].append({"name": "NATS_GATEWAY_PASSWORD", "value": "hunter2"})
+    assert reports(nats_checks.check_k8s_nats_security(broken), "NATS_GATEWAY_PASSWORD must come from a secretKeyRef")
+    assert reports(checks.check_secret_env(broken), "NATS_GATEWAY_PASSWORD is a literal value")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda p: p["spec"]["ingress"][0].pop("from"), "admits every pod"),
+        (lambda p: p["spec"]["ingress"][0]["from"].append({"podSelector": {}}), "empty podSelector"),
+        (
+            lambda p: p["spec"]["ingress"][0]["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}}),
+            "admits more than",
+        ),
+        (
+            lambda p: p["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"].append("nats"),
+            "client port 4222 is reachable from ['api', 'bridge', 'gateway', 'nats']",
+        ),
+        (lambda p: p["spec"]["ingress"][1].pop("ports"), "port 8222 is reachable"),
+        (lambda p: p.update(kind="Removed"), "no NetworkPolicy restricts"),
+    ],
+)
+def test_network_policy_problems_are_reported(
+    broken: list[Manifest], change: Callable[[Manifest], Any], fragment: str
+) -> None:
+    change(obj(broken, "NetworkPolicy", "nats"))
+    assert reports(nats_checks.check_k8s_nats_security(broken), fragment), nats_checks.check_k8s_nats_security(broken)
 
 
 # Client addresses ----------------------------------------------------------------------

@@ -1,14 +1,29 @@
 """``herald up``: nats-server, api, bridge and one gateway on loopback, for development.
 
 Children run in their own session so that Ctrl-C reaches only this supervisor, which then
-stops them in order (gateway, api, bridge, nats-server last, so services can drain). A
-child that exits on its own is reported and brings the others down: nothing is restarted
+stops them in order (gateway, api, bridge, nats-server last, so services can drain).
+SIGINT, SIGTERM and SIGHUP (the terminal closed) all stop everything that way. A child
+that exits on its own is reported and brings the others down: nothing is restarted
 silently.
+
+Children never outlive the supervisor: on Linux each asks the kernel for SIGTERM when its
+parent dies (``PR_SET_PDEATHSIG``), so a ``kill -9`` of ``herald up`` frees every port for
+the next ``make run``.
+
+nats-server writes its own log (plain text) to ``DATA_DIR/nats/nats-server.log``; every
+line on stderr is a JSON log line of the supervisor or of a Herald service.
+
+NATS here is open, on loopback only: no users, no TLS. That is for a developer's machine;
+deployments use per-service credentials and TLS (docs/security.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
 import shutil
 import signal
 import socket
@@ -16,13 +31,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-from herald_common.config import ConfigError, Settings, load_settings
+from herald_common.config import DEV_JWT_SECRET, ConfigError, Settings, load_settings
+from herald_common.logs import setup_logging
+from herald_common.runtime import DEV_SECRET_NOTED_ENV, busy_listener, port_taken
 from herald_common.tokens import issue_token
+
+log = logging.getLogger("herald.up")
 
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 30.0
@@ -46,13 +66,36 @@ def _nats_address(settings: Settings) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 4222
 
 
-def _check_free(host: str, port: int, what: str) -> None:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise UpError(f"{what} port {host}:{port} is already in use ({exc.strerror})") from None
+def _check_free(settings: Settings, nats_host: str, nats_port: int) -> None:
+    reason = port_taken(nats_host, nats_port)
+    if reason is not None:
+        raise UpError(f"port {nats_host}:{nats_port} (HERALD_NATS_URL) is already in use ({reason})")
+    for service in ("api", "gateway", "bridge"):
+        busy = busy_listener(service, settings)
+        if busy is not None:
+            raise UpError(busy)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when the supervisor dies, however it dies.
+
+    Linux only (prctl); elsewhere children are stopped only by a supervisor still alive to
+    do it. If the supervisor died between fork and prctl, the child exits at once.
+    """
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name, use_errno=True) if name else None
+
+    def preexec() -> None:
+        if libc is None or not sys.platform.startswith("linux"):
+            return
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def _wait_ready(child: Child, check: str | tuple[str, int]) -> None:
@@ -78,9 +121,11 @@ def _nats_binary() -> str:
     return found
 
 
-def _start(name: str, argv: list[str]) -> Child:
+def _start(name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
     # A session of its own: the terminal's Ctrl-C reaches only the supervisor.
-    return Child(name, subprocess.Popen(argv, start_new_session=True))
+    # preexec_fn is safe here: the supervisor runs no threads.
+    proc = subprocess.Popen(argv, start_new_session=True, env=env, preexec_fn=_die_with_parent(os.getpid()))
+    return Child(name, proc)
 
 
 def _stop(children: list[Child]) -> bool:
@@ -92,7 +137,7 @@ def _stop(children: list[Child]) -> bool:
             try:
                 child.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                print(f"herald up: {child.name} did not stop in {STOP_TIMEOUT:.0f}s; killing it", file=sys.stderr)
+                log.warning("%s did not stop in %.0fs; killing it", child.name, STOP_TIMEOUT)
                 child.proc.kill()
                 child.proc.wait()
                 clean = False
@@ -109,48 +154,51 @@ def up() -> int:
     except ConfigError as exc:
         print(f"herald up: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        nats_host, nats_port = _nats_address(settings)
+        _check_free(settings, nats_host, nats_port)
+    except UpError as exc:
+        print(f"herald up: {exc}", file=sys.stderr)
+        return 1
     stopping: list[int] = []
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         stopping.append(signum)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    setup_logging(settings.log_level, "up")
+    env = dict(os.environ)
+    dev_secret = settings.jwt_secret == DEV_JWT_SECRET
+    if dev_secret:
+        log.warning("HERALD_JWT_SECRET is the development default; set it in production")
+        env[DEV_SECRET_NOTED_ENV] = "1"
 
     children: list[Child] = []
     try:
-        nats_host, nats_port = _nats_address(settings)
-        _check_free(nats_host, nats_port, "NATS (HERALD_NATS_URL)")
-        _check_free(settings.api_host, settings.api_port, "api (HERALD_API_PORT)")
-        _check_free(settings.gateway_host, settings.gateway_port, "gateway (HERALD_GATEWAY_PORT)")
-        if settings.gateway_metrics_port:
-            _check_free(
-                settings.gateway_host, settings.gateway_metrics_port, "gateway metrics (HERALD_GATEWAY_METRICS_PORT)"
-            )
-        if settings.bridge_metrics_port:
-            _check_free(
-                settings.bridge_host, settings.bridge_metrics_port, "bridge metrics (HERALD_BRIDGE_METRICS_PORT)"
-            )
-
         store = Path(settings.data_dir, "nats").resolve()
         store.mkdir(parents=True, exist_ok=True)
         conf = store / "nats.conf"
+        nats_log = store / "nats-server.log"
         conf.write_text(
             f'listen: "{nats_host}:{nats_port}"\n'
             # fsync every write: an acknowledged message survives a power loss (see docs/delivery.md)
             f'jetstream {{ store_dir: "{store / "jetstream"}", sync_interval: always }}\n'
             "max_payload: 1MB\n"
+            # Its own file: nats-server's plain-text lines stay out of the JSON on stderr.
+            f'log_file: "{nats_log}"\n'
         )
         nats = _start("nats", [_nats_binary(), "-c", str(conf)])
         children.append(nats)
         _wait_ready(nats, (nats_host, nats_port))
 
         py = sys.executable
-        api = _start("api", [py, "-m", "herald_api"])
+        api = _start("api", [py, "-m", "herald_api"], env)
         children.append(api)
-        bridge = _start("bridge", [py, "-m", "herald_bridge"])
+        bridge = _start("bridge", [py, "-m", "herald_bridge"], env)
         children.append(bridge)
-        gateway = _start("gateway", [py, "-m", "herald_gateway"])
+        gateway = _start("gateway", [py, "-m", "herald_gateway"], env)
         children.append(gateway)
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         _wait_ready(api, f"{api_url}/readyz")
@@ -163,7 +211,7 @@ def up() -> int:
         if bridge.proc.poll() is not None:
             raise UpError(f"bridge exited with code {bridge.proc.returncode} while starting")
     except UpError as exc:
-        print(f"herald up: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         _stop(list(reversed(children)))
         return 1
 
@@ -173,7 +221,7 @@ def up() -> int:
         "\nHerald is up.\n"
         f"  gateway  {ws_url}\n"
         f"  api      {api_url}   (OpenAPI: {api_url}/schema)\n"
-        f"  nats     nats://{nats_host}:{nats_port}\n"
+        f"  nats     nats://{nats_host}:{nats_port}   (open on loopback, log: {nats_log})\n"
         f"\nDev token (sub=dev, roles admin+publisher, 24 h):\n{token}\n"
         "\nCtrl-C stops everything.\n",
         flush=True,
@@ -183,7 +231,12 @@ def up() -> int:
     while not stopping:
         for child in children:
             if child.proc.poll() is not None:
-                print(f"herald up: {child.name} exited with code {child.proc.returncode}; stopping", file=sys.stderr)
+                log.error(
+                    "%s exited with code %s; stopping",
+                    child.name,
+                    child.proc.returncode,
+                    extra={"child": child.name, "exit_code": child.proc.returncode},
+                )
                 exit_code = 1
                 stopping.append(0)
                 break
@@ -193,7 +246,7 @@ def up() -> int:
     order = [gateway, api, bridge, nats]
     if not _stop(order):
         exit_code = exit_code or 1
-    print("herald up: stopped", file=sys.stderr)
+    log.info("stopped", extra={"exit_code": exit_code})
     return exit_code
 
 

@@ -12,6 +12,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from msgspec import Meta
@@ -32,6 +33,11 @@ class ConfigError(Exception):
 
 def _doc(text: str) -> Meta:
     return Meta(description=text)
+
+
+def _secret(text: str) -> Meta:
+    """A documented setting whose value is never printed (``herald config`` masks it)."""
+    return Meta(description=text, extra={"secret": True})
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -60,7 +66,32 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     )
     log_level: Annotated[Literal["debug", "info", "warning", "error"], _doc("Log level.")] = "info"
 
-    jwt_secret: Annotated[str, _doc("HS256 secret that signs and verifies tokens. Set it in production.")] = (
+    # NATS credentials and TLS (docs/security.md, "NATS"); each service has its own user.
+    nats_user: Annotated[str, _doc("User name for NATS, with HERALD_NATS_PASSWORD; empty: no user.")] = ""
+    nats_password: Annotated[str, _secret("Password of HERALD_NATS_USER.")] = ""
+    nats_creds: Annotated[
+        str, _doc("Path to a NATS .creds file (user JWT and NKey seed), instead of a user and password.")
+    ] = ""
+    nats_tls_ca: Annotated[
+        str, _doc("Path to the PEM CA bundle that signed the NATS servers' certificates; set, TLS is required.")
+    ] = ""
+    nats_tls_cert: Annotated[
+        str, _doc("Path to a PEM client certificate for NATS (mutual TLS), with HERALD_NATS_TLS_KEY.")
+    ] = ""
+    nats_tls_key: Annotated[str, _doc("Path to the PEM private key of HERALD_NATS_TLS_CERT.")] = ""
+    # End of the NATS credentials and TLS settings.
+
+    # Logging of requests and connections.
+    access_log: Annotated[
+        bool,
+        _doc(
+            "Log one line per REST request (method, route, status, duration, client IP, user); "
+            "WebSocket connections are logged at debug level."
+        ),
+    ] = True
+    # End of the logging settings.
+
+    jwt_secret: Annotated[str, _secret("HS256 secret that signs and verifies tokens. Set it in production.")] = (
         DEV_JWT_SECRET
     )
     jwt_algorithms: Annotated[list[str], _doc("Accepted token algorithms, comma separated (HS256, RS256, ES256).")] = (
@@ -162,7 +193,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     api_host: Annotated[str, _doc("Address the api listens on.")] = "127.0.0.1"
     api_port: Annotated[Port, _doc("Port of the api.")] = 8000
     database_url: Annotated[
-        str, _doc("sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB; empty: DATA_DIR/herald.db.")
+        str, _secret("sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB; empty: DATA_DIR/herald.db.")
     ] = ""
     max_body_bytes: Annotated[Positive, _doc("Largest REST request body accepted (then 413).")] = 1048576
     page_limit_max: Annotated[Positive, _doc("Largest `limit` a history request may ask for.")] = 100
@@ -249,8 +280,96 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             if check is not None:
                 check(converted)
         except ValueError as exc:  # msgspec.ValidationError is one too
-            raise ConfigError(f"{PREFIX}{name.upper()}={value!r} is invalid: {exc}") from None
-    return msgspec.convert(raw, Settings, strict=False)
+            raise ConfigError(f"{PREFIX}{name.upper()}={value!r} is invalid: {exc}{_choices(name)}") from None
+    settings = msgspec.convert(raw, Settings, strict=False)
+    _check_together(settings)
+    return settings
+
+
+def _choices(name: str) -> str:
+    """ "; valid: a, b, c" for a setting with a fixed set of values, else ""."""
+    base = _base_type(_field_types()[name])
+    if get_origin(base) is Literal:
+        return "; valid: " + ", ".join(str(a) for a in get_args(base))
+    if base is bool:
+        return "; valid: true, false (also 1, 0)"
+    return ""
+
+
+#: Settings that only make sense with another one: (setting, needs, why).
+_TOGETHER = (
+    ("nats_password", "nats_user", "a NATS password needs its user"),
+    ("nats_tls_cert", "nats_tls_key", "a client certificate needs its private key"),
+    ("nats_tls_key", "nats_tls_cert", "a private key needs its client certificate"),
+)
+
+
+def _check_together(settings: Settings) -> None:
+    for name, needs, why in _TOGETHER:
+        if getattr(settings, name) and not getattr(settings, needs):
+            raise ConfigError(f"{PREFIX}{name.upper()} is set but {PREFIX}{needs.upper()} is not: {why}")
+    if settings.nats_creds and settings.nats_user:
+        raise ConfigError(
+            f"{PREFIX}NATS_CREDS and {PREFIX}NATS_USER are both set: NATS takes one kind of credentials; pick one"
+        )
+
+
+def _metas(tp: Any) -> list[Meta]:
+    metas: list[Meta] = []
+    while get_origin(tp) is Annotated:
+        metas.extend(m for m in get_args(tp)[1:] if isinstance(m, Meta))
+        tp = get_args(tp)[0]
+    return metas
+
+
+def is_secret(name: str) -> bool:
+    """Whether the setting ``name`` (a field name) holds a secret that is never printed."""
+    return any((m.extra or {}).get("secret") for m in _metas(_field_types()[name]))
+
+
+MASK = "********"
+
+
+def _masked(name: str, value: str) -> str:
+    if not value or not is_secret(name):
+        return value
+    if "://" in value:
+        # A URL (the database's): only its password is secret, the rest says where it points.
+        parts = urlsplit(value)
+        if parts.password is None:
+            return value
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
+    return MASK
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render_effective(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """The settings a service would run with, one ``HERALD_NAME=value`` line each.
+
+    Secrets are masked; a value set in ``environ`` (``os.environ`` by default) is marked
+    ``# from the environment``, so the output also shows which defaults are in force.
+    """
+    env = os.environ if environ is None else environ
+    lines = []
+    for name in _field_types():
+        var = PREFIX + name.upper()
+        line = f"{var}={_masked(name, _shown(getattr(settings, name)))}"
+        if name == "jwt_secret" and settings.jwt_secret == DEV_JWT_SECRET:
+            line += "  # the development default: set it in production"
+        elif var in env:
+            line += "  # from the environment"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def describe() -> list[tuple[str, str, str, str]]:
@@ -265,9 +384,7 @@ def describe() -> list[tuple[str, str, str, str]]:
                 if isinstance(meta, Meta) and meta.description:
                     description = meta.description
             t = get_args(t)[0]
-        default = getattr(defaults, name)
-        if isinstance(default, list):
-            default = ",".join(default)
+        default = _shown(getattr(defaults, name))
         if get_origin(t) is list:
             type_name = "list"
         elif get_origin(t) is Literal:

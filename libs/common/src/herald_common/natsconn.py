@@ -1,17 +1,25 @@
-"""Connecting to NATS the same way in every service: reconnect forever, log transitions."""
+"""Connecting to NATS the same way in every service: reconnect forever, log transitions.
+
+Each service connects with its own credentials (``HERALD_NATS_USER``/``_PASSWORD`` or
+``HERALD_NATS_CREDS``) and, with ``HERALD_NATS_TLS_CA``, over TLS only (a client
+certificate too with ``HERALD_NATS_TLS_CERT``/``_KEY``). Its reply subjects start with
+:func:`inbox_prefix`, so the NATS permissions can give each service its own inbox and no
+service can read another's replies (``deploy/k8s/base/nats-auth.conf``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-import nats
 from nats.aio.client import Client
 
-from herald_common.config import Settings
+from herald_common.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +41,51 @@ class _QuietErrors:
         now = time.monotonic()
         if now - self._last.get(text, -self._interval) >= self._interval:
             self._last[text] = now
-            log.warning("nats error: %s", text, extra={"service": self._name})
+            log.warning("nats error: %s", text)
 
     def clear(self) -> None:
         self._last.clear()
+
+
+def inbox_prefix(name: str) -> str:
+    """The prefix of the reply subjects of service ``name`` (``_INBOX.<name>``)."""
+    return f"_INBOX.{name}"
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for NATS from the ``HERALD_NATS_TLS_*`` settings, or None without a CA.
+
+    Raises :class:`ConfigError` naming the setting when a file cannot be read.
+    """
+    if not settings.nats_tls_ca:
+        return None
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.nats_tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"HERALD_NATS_TLS_CA={settings.nats_tls_ca!r} cannot be used: {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.nats_tls_cert:
+        try:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"HERALD_NATS_TLS_CERT={settings.nats_tls_cert!r} / HERALD_NATS_TLS_KEY cannot be used: {exc}"
+            ) from None
+    return context
+
+
+def connect_options(settings: Settings, name: str) -> dict[str, Any]:
+    """The credential, TLS and inbox options of ``nats.connect`` for service ``name``."""
+    options: dict[str, Any] = {"inbox_prefix": inbox_prefix(name)}
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password
+    if settings.nats_creds:
+        options["user_credentials"] = settings.nats_creds
+    context = tls_context(settings)
+    if context is not None:
+        options["tls"] = context
+    return options
 
 
 async def connect(
@@ -51,28 +100,37 @@ async def connect(
     returns only once connected; use :func:`connect_until` to give up when stopping.
     """
     errors = _QuietErrors(name)
+    options = connect_options(settings, name)
+    # Half a second between attempts (nats-py's annotation says int; it takes any number).
+    options["reconnect_time_wait"] = 0.5
+    nc = Client()
 
     async def disconnected() -> None:
-        log.warning("nats disconnected", extra={"service": name})
+        # nats-py reports its own close (a clean stop, after drain) as a disconnection too.
+        if nc.is_closed or nc.is_draining:
+            log.debug("nats connection closed")
+        else:
+            log.warning("nats disconnected")
 
     async def reconnected() -> None:
         errors.clear()
-        log.info("nats reconnected", extra={"service": name})
+        log.info("nats reconnected")
         if on_reconnected is not None:
             await on_reconnected()
 
     servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
-    return await nats.connect(
+    await nc.connect(
         servers=servers,
         name=f"herald-{name}",
         connect_timeout=max(1, int(settings.nats_connect_timeout)),
         allow_reconnect=True,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=errors.report,
+        **options,
     )
+    return nc
 
 
 async def connect_until(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from litestar.enums import ScopeType
@@ -10,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from herald_api.asgi import ResponseStatus, route_of
 from herald_api.errors import status_of
+
+access_log = logging.getLogger("herald.api.access")
 
 
 class ApiMetrics:
@@ -46,7 +49,8 @@ class ApiMetrics:
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count and time each request under its route template (never the raw path)."""
+    """Count and time each request under its route template (never the raw path), and with
+    HERALD_ACCESS_LOG write one access line: method, route, status, duration, client, user."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -64,6 +68,21 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             route = route_of(scope)
             method = str(scope.get("method", "-"))
             metrics.requests.labels(method, route, str(respond.status)).inc()
-            metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.latency.labels(method, route).observe(elapsed)
+            if scope["litestar_app"].state.settings.access_log:
+                claims = scope.get("state", {}).get("herald_claims")
+                client = scope.get("client")
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": respond.status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client_ip": client[0] if client else None,
+                        "user": getattr(claims, "sub", None),
+                    },
+                )
 
     return middleware

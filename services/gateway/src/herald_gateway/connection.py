@@ -97,6 +97,7 @@ class ClientConnection:
         "_out_bytes",
         "_outbox",
         "_protocol",
+        "client_ip",
         "close_code",
         "closing",
         "max_pending_bytes",
@@ -111,6 +112,8 @@ class ClientConnection:
     def __init__(self, ws: ServerConnection, session: Session, max_pending_bytes: int, outbox: Outbox) -> None:
         self.ws = ws
         self.session = session
+        #: the address the per-IP limits count (set by the shell), for log lines
+        self.client_ip = ""
         self.max_pending_bytes = max_pending_bytes
         self.transport: Transport = ws.transport
         self._protocol: Any = ws.protocol

@@ -1,4 +1,8 @@
-"""Trace and latency bits of the live message path, kept off it unless they are wanted.
+"""Trace, latency and log bits of the gateway, kept off the live path unless they are wanted.
+
+Log lines name the user, the client address and the close or error code; never a token or
+a message's content (error messages the session writes name only frame types, limits and
+topic patterns).
 
 The shell checks ``telemetry.tracing_enabled`` before calling :meth:`FanOutTrace.start`, so
 with tracing off no header is read and no span object exists. One span covers the fan-out
@@ -9,14 +13,26 @@ never a span per recipient.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
 from opentelemetry.trace import Span, SpanKind
 
 from herald_common import telemetry
+from herald_common.errors import CloseCode
+
+if TYPE_CHECKING:
+    from herald_gateway.connection import ClientConnection
 
 _tracer = telemetry.tracer("herald_gateway")
+log = logging.getLogger("herald.gateway")
+
+#: Closes that are business as usual, logged at debug level only (one per connection
+#: would flood the log): a client leaving, the server stopping, a socket just dropped.
+ROUTINE_CLOSES = frozenset({int(CloseCode.NORMAL), 1001, 1005, 1006})
 
 #: How every error frame starts (``wire.Error`` is tagged on ``type``, encoded first).
 ERROR_PREFIX = b'{"type":"error"'
@@ -24,6 +40,7 @@ ERROR_PREFIX = b'{"type":"error"'
 
 class _ErrorCode(msgspec.Struct):
     code: str = "unknown"
+    message: str = ""
 
 
 _error_decoder = msgspec.json.Decoder(_ErrorCode)
@@ -35,6 +52,41 @@ def error_code(frame: bytes) -> str:
         return _error_decoder.decode(frame).code
     except msgspec.DecodeError:
         return "unknown"
+
+
+def log_refusal(conn: ClientConnection, frame: bytes) -> None:
+    """One line for an error frame sent to a client: a refused auth, subscribe or publish."""
+    try:
+        error = _error_decoder.decode(frame)
+    except msgspec.DecodeError:
+        error = _ErrorCode()
+    log.info(
+        "frame refused",
+        extra={
+            "user": conn.session.user_id,
+            "client_ip": conn.client_ip,
+            "code": error.code,
+            "reason": error.message[:200],
+        },
+    )
+
+
+def log_close(conn: ClientConnection, code: int | None, opened: float) -> None:
+    """One line for a closed connection; at debug level unless the close says something.
+
+    The client's close reason is not logged: it is text of the client's choosing."""
+    level = logging.DEBUG if code is None or code in ROUTINE_CLOSES else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "connection closed",
+            extra={
+                "user": conn.session.user_id,
+                "client_ip": conn.client_ip,
+                "code": code,
+                "duration_ms": round((time.monotonic() - opened) * 1000),
+            },
+        )
 
 
 def stored_at(headers: Mapping[str, str]) -> float | None:

@@ -56,7 +56,7 @@ from herald_common.rpc import MEMBERSHIP_SUBJECT, MembershipQuery, MembershipRep
 from herald_common.streams import TOPICS_STREAM, ensure_streams, epoch_of
 from herald_common.tokens import TokenVerifier
 from herald_common.topics import live_subject, matches, pattern_subject, subject_topic, topic_subject
-from herald_gateway import clientip, fanout
+from herald_gateway import clientip, fanout, observe
 from herald_gateway.actions import (
     Action,
     AddInterest,
@@ -443,6 +443,7 @@ class Gateway:
             return
         if action.frame.startswith(ERROR_PREFIX):
             self._count_error(action.frame)
+            observe.log_refusal(conn, action.frame)
         if not conn.push_control(action.frame):
             self._overflow(conn)
 
@@ -661,11 +662,12 @@ class Gateway:
         ip = _client_ip(ws, self._trusted)
         if not self.per_ip.acquire(ip):
             self.metrics.refused.labels(reason="per_ip").inc()
+            log.debug("connection refused: too many from this address", extra={"client_ip": ip})
             await ws.close(int(CloseCode.POLICY_LIMIT), "too many connections from this address")
             self.metrics.disconnects.labels(code=str(int(CloseCode.POLICY_LIMIT))).inc()
             return
         try:
-            await self._serve(ws)
+            await self._serve(ws, ip)
         finally:
             self.per_ip.release(ip)
 
@@ -684,11 +686,14 @@ class Gateway:
         if isinstance(frame, wire.Auth):
             await self._verifier.prefetch(frame.token)
 
-    async def _serve(self, ws: ServerConnection) -> None:
+    async def _serve(self, ws: ServerConnection, ip: str) -> None:
         session = Session(self._verifier, self._limits, time.time(), self.per_user)
         conn = ClientConnection(ws, session, self._settings.max_pending_bytes, self._outbox)
         if isinstance(ws, Socket):
             ws.on_control = partial(self._on_control, conn)
+        conn.client_ip = ip
+        opened = time.monotonic()
+        log.debug("connection opened", extra={"client_ip": ip})
         self.connections.add(conn)
         if self.keepalive is not None:
             self.keepalive.add(conn)
@@ -717,6 +722,7 @@ class Gateway:
             # read it (a slow consumer's socket is aborted behind its unread backlog).
             code = conn.close_code if conn.close_code is not None else ws.close_code
             self.metrics.disconnects.labels(code=str(code) if code is not None else "none").inc()
+            observe.log_close(conn, code, opened)
 
     async def close(self) -> None:
         for task in list(self._tasks):
