@@ -249,7 +249,7 @@ async def test_connections_per_ip_count_the_forwarded_client(monkeypatch: pytest
     served: list[Handshake] = []
     release = asyncio.Event()
 
-    async def serve(ws: Handshake) -> None:
+    async def serve(ws: Handshake, ip: str) -> None:
         served.append(ws)
         await release.wait()
 

@@ -12,7 +12,8 @@ from litestar.handlers.base import BaseRouteHandler
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.tokens import Claims, TokenVerifier
 
-_CLAIMS_KEY = "herald_claims"
+#: Where a request's verified claims are kept in its scope state.
+CLAIMS_KEY = "herald_claims"
 _TOKEN_KEY = "herald_token"
 
 #: Seconds a verified token is taken on trust before it is verified again.
@@ -80,24 +81,24 @@ def parse_bearer(header: str | None) -> str:
 
 def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Claims:
     """The verified claims of the request's token, verified once per request."""
-    cached = connection.scope.get("state", {}).get(_CLAIMS_KEY)
+    cached = connection.scope.get("state", {}).get(CLAIMS_KEY)
     if isinstance(cached, Claims):
         return cached
     verifier: TokenVerifier = connection.app.state.verifier
     token = bearer_token(connection)
     claims = verifier.verify(token)
-    connection.state[_CLAIMS_KEY] = claims
+    connection.state[CLAIMS_KEY] = claims
     connection.state[_TOKEN_KEY] = token
     return claims
 
 
 async def require_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Router guard: every route below it needs a valid token (JWKS keys fetched as needed)."""
-    if isinstance(connection.scope.get("state", {}).get(_CLAIMS_KEY), Claims):
+    if isinstance(connection.scope.get("state", {}).get(CLAIMS_KEY), Claims):
         return
     token = bearer_token(connection)
     claims = await verified_claims(connection.app.state.verified_tokens, connection.app.state.verifier, token)
-    connection.state[_CLAIMS_KEY] = claims
+    connection.state[CLAIMS_KEY] = claims
     connection.state[_TOKEN_KEY] = token
 
 

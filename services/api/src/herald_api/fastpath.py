@@ -25,7 +25,7 @@ from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
-from herald_api.auth import parse_bearer, verified_claims
+from herald_api.auth import CLAIMS_KEY, parse_bearer, verified_claims
 from herald_api.domain.messages.schemas import CreateMessage, message_resource
 from herald_api.domain.messages.services import MessageService
 from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, PublishAccepted, PublishRequest
@@ -120,6 +120,8 @@ def fast_path_middleware(app: ASGIApp) -> ASGIApp:
         state: State = scope["litestar_app"].state
         token = parse_bearer(_header(scope, b"authorization"))
         claims = await verified_claims(state.verified_tokens, state.verifier, token)
+        # Where litestar's guard keeps them, for the access line.
+        scope.setdefault("state", {})[CLAIMS_KEY] = claims
         check_post_rate(state, token, claims)
         body = await _read_body(receive, state.settings.max_body_bytes)
         payload = _encoder.encode(await handler(state, claims, body))

@@ -10,6 +10,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from herald_api.asgi import ResponseStatus, route_of
+from herald_api.auth import CLAIMS_KEY
 from herald_api.errors import status_of
 
 access_log = logging.getLogger("herald.api.access")
@@ -71,7 +72,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             elapsed = time.perf_counter() - started
             metrics.latency.labels(method, route).observe(elapsed)
             if scope["litestar_app"].state.settings.access_log:
-                claims = scope.get("state", {}).get("herald_claims")
+                claims = scope.get("state", {}).get(CLAIMS_KEY)
                 client = scope.get("client")
                 access_log.info(
                     "request",
