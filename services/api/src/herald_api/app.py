@@ -52,9 +52,9 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
     """
     storage = SqlStorage(create_engine(settings))
     link = NatsLink(settings)
-    relay = OutboxRelay(storage, link)
-    direct = DirectPublisher(link, relay)
     writes = GroupCommit(storage)
+    relay = OutboxRelay(storage, link, writes)
+    direct = DirectPublisher(link, relay)
     responder = MembershipResponder(storage)
     link.add_connected_hook(responder.subscribe)
     link.add_reconnected_hook(relay.wake)
@@ -72,8 +72,8 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
             yield
         finally:
             await direct.close()
-            await writes.close()
             await relay.close()
+            await writes.close()
             await link.close()
             await storage.close()
 

@@ -29,7 +29,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from herald_api.natslink import NatsLink
-from herald_api.storage.protocols import OutboxEntry, Storage
+from herald_api.storage.groupcommit import GroupCommit
+from herald_api.storage.protocols import OutboxEntry, Storage, Transaction
 from herald_common import telemetry
 from herald_common.jsbatch import MAX_BATCH, MSG_ID, Outgoing
 from herald_common.jsbatch import publish_in_order as publish_messages
@@ -47,9 +48,13 @@ IDLE_POLL = 1.0
 
 
 class OutboxRelay:
-    def __init__(self, storage: Storage, link: NatsLink) -> None:
+    """``writes``, when given, commits the deletes together with the requests' writes (one
+    fsync for both; a delete lost in a crash only means a duplicate JetStream drops)."""
+
+    def __init__(self, storage: Storage, link: NatsLink, writes: GroupCommit | None = None) -> None:
         self._storage = storage
         self._link = link
+        self._writes = writes
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -105,6 +110,16 @@ class OutboxRelay:
             backoff = MIN_BACKOFF
             await self._sleep(IDLE_POLL)
 
+    async def _remove(self, seqs: list[int]) -> None:
+        async def remove(tx: Transaction) -> None:
+            await tx.outbox.remove(seqs)
+
+        if self._writes is not None:
+            await self._writes.write(remove)
+        else:
+            async with self._storage.transaction() as tx:
+                await remove(tx)
+
     async def drain(self) -> int:
         """Publish every pending row; returns how many were published.
 
@@ -122,8 +137,7 @@ class OutboxRelay:
                 return total
             acked, error = await publish_in_order(self._link.client(), self._link.jetstream(), entries)
             if acked:
-                async with self._storage.transaction() as tx:
-                    await tx.outbox.remove([entry.seq for entry in entries[:acked]])
+                await self._remove([entry.seq for entry in entries[:acked]])
                 total += acked
                 self.published += acked
             if error is not None:
