@@ -11,9 +11,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from herald_api.relay import publish_in_order
+from herald_api.relay import RELAY_LOCK, publish_in_order
+from herald_api.storage.engine import create_engine
 from herald_api.storage.protocols import OutboxEntry
-from herald_common.config import load_settings
+from herald_api.storage.sql import SqlStorage
+from herald_common.config import Settings, load_settings
 from herald_common.streams import EVENTS_STREAM, ensure_streams
 
 pytestmark = pytest.mark.integration
@@ -78,3 +80,19 @@ async def test_rows_for_two_streams_each_reach_theirs_in_order(conn: tuple[Clien
     assert await stored(conn[1]) == ["e1", "e2", "e5"]
     topics = [(await conn[1].get_msg("HERALD_TOPICS", seq)).headers for seq in (1, 2, 3)]
     assert [h["Nats-Msg-Id"] for h in topics if h is not None] == ["e3", "e4", "e6"]
+
+
+async def test_relays_sharing_a_database_take_turns(settings: Settings) -> None:
+    """Two api processes' storages on one database: while one holds the relay lock the
+    other does not get it (PostgreSQL); SQLite, one writer anyway, always grants it."""
+    first, second = SqlStorage(create_engine(settings)), SqlStorage(create_engine(settings))
+    try:
+        async with first.exclusive(RELAY_LOCK) as mine:
+            assert mine
+            async with second.exclusive(RELAY_LOCK) as theirs:
+                assert theirs is (first.engine.dialect.name != "postgresql")
+        async with second.exclusive(RELAY_LOCK) as theirs:
+            assert theirs
+    finally:
+        await first.close()
+        await second.close()

@@ -5,9 +5,10 @@ Rows are domain events (``events.<type>``) and raw publications that waited for 
 
 A row is deleted only after JetStream acknowledged it; a crash in between publishes it
 again and JetStream drops the copy by its ``Nats-Msg-Id`` (the event id) within the
-dedup window. Two api processes may both relay the same rows at once; the ids cover that
-too, batch or not (see :mod:`herald_common.jsbatch`: a batch holding a row the other relay
-already stored is published again one row at a time).
+dedup window. Api processes sharing one database take turns (:data:`RELAY_LOCK`), each
+draining every pending row, its own and the others'; should two still relay the same rows
+at once, the ids cover that too, batch or not (see :mod:`herald_common.jsbatch`: a batch
+holding a row the other relay already stored is published again one row at a time).
 
 Rows go out in insertion order as atomic batches of up to 1,000, one batch in flight: a
 batch is stored whole or not at all, so a refused row can never be followed by stored
@@ -45,6 +46,12 @@ MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 #: Rows committed by another api process are picked up at least this often (seconds).
 IDLE_POLL = 1.0
+#: Seconds before trying again while another api process holds the relay lock.
+BUSY_RETRY = 0.05
+#: Api processes sharing one database relay one at a time: batches of two relays that
+#: overlap are refused as duplicates and sent again one row at a time, which is correct
+#: but slow (PostgreSQL advisory lock; SQLite has one writer anyway).
+RELAY_LOCK = "herald-outbox-relay"
 
 
 class OutboxRelay:
@@ -98,7 +105,14 @@ class OutboxRelay:
         while not self._closing:
             self._wake.clear()
             try:
-                await self.drain()
+                async with self._storage.exclusive(RELAY_LOCK) as mine:
+                    if mine:
+                        await self.drain()
+                if not mine:
+                    # Another api process is draining the shared outbox, this one's rows
+                    # included; try again shortly in case it finished just before them.
+                    await self._sleep(BUSY_RETRY)
+                    continue
             except Exception as exc:  # NATS away or slow, stream missing, database busy
                 log.warning("outbox relay paused: %s", type(exc).__name__ + (f": {exc}" if str(exc) else ""))
                 if isinstance(exc, NoStreamResponseError) and self._link.connected:

@@ -204,6 +204,12 @@ class Storage(Protocol):
         """
         ...
 
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """Try to take the lock ``name``, shared by every api process on this database,
+        without waiting: the block gets True when this process holds it until the block
+        ends, False when another does."""
+        ...
+
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations; returns the versions applied now."""
         ...

@@ -8,6 +8,7 @@ whose result is not needed so that many run in one thread hop.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
@@ -321,6 +322,11 @@ class SqlTransaction:
         return self._outbox
 
 
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name``."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 class SqlStorage:
     """:class:`~herald_api.storage.protocols.Storage` on an async SQLAlchemy engine.
 
@@ -350,6 +356,24 @@ class SqlStorage:
                 await conn.execution_options(**{option: True})
             async with conn.begin():
                 yield SqlTransaction(DirectExecutor(conn, read_only=read_only))
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """PostgreSQL: a session advisory lock on ``name``, tried without waiting (True when
+        this process holds it for the block). SQLite: always True (one writer anyway)."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        key = _lock_key(name)
+        async with self.engine.connect() as conn:
+            held = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar())
+            await conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    await conn.commit()
 
     async def migrate(self) -> list[int]:
         return await migrations.migrate(self.engine)
