@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
             "each against nats-server's WebSocket listener, on loopback."
         ),
     )
-    parser.add_argument("--quick", action="store_true", help="small and short (under a minute): the CI smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts, a few seconds per section: the CI smoke test"
+    )
     parser.add_argument("--clients", type=int, metavar="C", help=f"clients on one topic (default {FULL.clients})")
     parser.add_argument("--processes", type=int, metavar="P", help=f"load processes (default {FULL.processes})")
     parser.add_argument("--rate", type=float, metavar="MSG/S", help=f"fixed publish rate (default {FULL.rate})")
@@ -34,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-clients", type=int, metavar="N", help=f"idle connections (default {FULL.idle_clients})")
     rest = parser.add_argument_group("REST-fed sections (rest, fanout-rest, producer)")
     rest.add_argument(
-        "--rest-seconds", type=float, help=f"POSTing window of each measurement (default {FULL.rest_seconds})"
+        "--rest-seconds",
+        type=float,
+        metavar="SECONDS",
+        help=f"POSTing window of each measurement (default {FULL.rest_seconds})",
     )
     rest.add_argument(
         "--rest-drain",
@@ -202,7 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(results, output)
     print(render(results))
     print(f"\nJSON: {output}")
-    failed = [name for name, section in results["sections"].items() if "error" in section]
+    failed = [
+        name
+        for name, section in results["sections"].items()
+        if "error" in section or any(isinstance(part, dict) and "error" in part for part in section.values())
+    ]
     if failed:
         print(f"failed sections: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -308,6 +308,9 @@ def _headline_rows(label: str, s: dict[str, Any]) -> list[list[object]]:
     rows: list[list[object]] = []
     for name, shown in (("herald", "herald (REST)"), ("nats-native", "nats-server WS")):
         m = s[name]
+        if "error" in m:
+            rows.append([label if not rows else "", shown, f"FAILED: {m['error']}", *([None] * 14)])
+            continue
         http = m.get("http", {})
         lat = m["latency"]
         rows.append(
@@ -373,8 +376,9 @@ def _headline(sections: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         out.append(line)
     for key, label in titles.items():
         s = sections.get(key)
-        if s is not None and "herald" in s and s["herald"].get("errors"):
-            out.append(f"{label} POST errors: {s['herald']['errors']}")
+        for name in ("herald", "nats-native"):
+            if s is not None and name in s and s[name].get("errors"):
+                out.append(f"{label}, {name}: publish errors {s[name]['errors']}")
     out.append("")
     return out
 

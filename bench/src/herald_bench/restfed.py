@@ -19,6 +19,7 @@ import resource
 import time
 from array import array
 from collections import Counter
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -236,33 +237,50 @@ class RestFed:
         self, kind: str, topic: str, rate: float, clients: int, seconds: float, batch: int = 1
     ) -> dict[str, Any]:
         """One headline row: herald fed over REST, then nats-server at the same rate and clients."""
-        progress = self.bench.progress
-        try:
-            connect = await self._connect(self._herald(topic), clients)
-            # a few messages first, so that first-use costs are not measured
-            warm_batch = WARM_UP_BATCH if kind == "batch" else 1
-            await self.measure_rest(kind, topic, WARM_UP_RATE, WARM_UP_SECONDS, batch=warm_batch, stages=False)
-            herald = await self.measure_rest(kind, topic, rate, seconds, batch=batch)
-            herald["connect"] = connect
-        finally:
-            await self._close()
-        progress(f"  herald {kind} at {rate:g}/s: {_line(herald)}")
-        try:
-            connect = await self._connect(self._native(), clients)
-            await self.measure_native(WARM_UP_RATE, WARM_UP_SECONDS)
-            native = await self.measure_native(rate, seconds)
-            native["connect"] = connect
-        finally:
-            await self._close()
-        progress(f"  nats-server at {rate:g}/s: {_line(native)}")
-        return {
+        herald = await self._half(
+            f"herald {kind} at {rate:g}/s", self._herald_half(kind, topic, rate, clients, seconds, batch)
+        )
+        native = await self._half(f"nats-server at {rate:g}/s", self._native_half(rate, clients, seconds))
+        pair: dict[str, Any] = {
             "rate": rate,
             "clients": clients,
             "seconds": seconds,
             "herald": herald,
             "nats-native": native,
-            "ratio": _ratios(herald, native),
         }
+        if "error" not in herald and "error" not in native:
+            pair["ratio"] = _ratios(herald, native)
+        return pair
+
+    async def _half(self, title: str, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """One target of a row; a failure is recorded for it alone, so the other still counts."""
+        try:
+            m = await work
+        except Exception as exc:
+            self.bench.progress(f"  {title}: FAILED: {type(exc).__name__}: {exc}")
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            await self._close()
+        self.bench.progress(f"  {title}: {_line(m)}")
+        return m
+
+    async def _herald_half(
+        self, kind: str, topic: str, rate: float, clients: int, seconds: float, batch: int
+    ) -> dict[str, Any]:
+        connect = await self._connect(self._herald(topic), clients)
+        # a few messages first, so that first-use costs are not measured
+        warm_batch = WARM_UP_BATCH if kind == "batch" else 1
+        await self.measure_rest(kind, topic, WARM_UP_RATE, WARM_UP_SECONDS, batch=warm_batch, stages=False)
+        m = await self.measure_rest(kind, topic, rate, seconds, batch=batch)
+        m["connect"] = connect
+        return m
+
+    async def _native_half(self, rate: float, clients: int, seconds: float) -> dict[str, Any]:
+        connect = await self._connect(self._native(), clients)
+        await self.measure_native(WARM_UP_RATE, WARM_UP_SECONDS)
+        m = await self.measure_native(rate, seconds)
+        m["connect"] = connect
+        return m
 
     # sections
 
