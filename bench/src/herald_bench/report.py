@@ -392,6 +392,14 @@ def _stage(stages: dict[str, Any], name: str, key: str) -> object:
     return "missing" if value is None else value[key]
 
 
+def _api_p99(stages: dict[str, Any], path: str) -> object:
+    """The api's own p99 for ``path`` (a bucket bound of its request-time histogram)."""
+    for route, q in stages.get("api_post_seconds", {}).items():
+        if route.rstrip("/") == path:
+            return q["p99_ms_at_most"]
+    return "missing"
+
+
 def _whole(value: object) -> object:
     return round(value) if isinstance(value, float) else value
 
@@ -416,6 +424,7 @@ def _producer(s: dict[str, Any] | None, cfg: dict[str, Any]) -> list[str]:
                 m["accepted_per_s"],
                 m["not_sent"],
                 m["http"]["p99_ms"],
+                _api_p99(st, m["path"]),
                 _whole(_stage(st, "herald_api_outbox_backlog", "max")),
                 _stage(st, "herald_api_outbox_published", "per_s_in_window"),
                 _stage(st, "herald_api_events_direct_total", "per_s_in_window"),
@@ -436,6 +445,7 @@ def _producer(s: dict[str, Any] | None, cfg: dict[str, Any]) -> list[str]:
                 "accepted (202)",
                 "not sent",
                 "HTTP p99 ms",
+                "api p99 ≤ ms",
                 "outbox backlog max",
                 "api published",
                 "api direct",

@@ -208,7 +208,8 @@ class RestFed:
         pub, sent = await publishers.numbered_core(nc, targets.NATIVE_SUBJECT, rate, seconds, self.cfg.payload, base)
         window = time.monotonic() - t0
         at_window_end = sum(a["count"] for a in await pool.broadcast({"op": "count"}))
-        drain_s, drained = await self._drain(sum(sent) * sockets, self.cfg.drain)
+        # the same bounded wait as the herald target's, so neither is given longer
+        drain_s, drained = await self._drain(sum(sent) * sockets, self.cfg.rest_drain)
         collected = await pool.broadcast({"op": "collect"})
         wall = time.monotonic() - t0
         result = _deliveries(collected, bytearray(sent), sockets, pub.start_ns, window)

@@ -114,7 +114,7 @@ class Bench:
         try:
             self.pool = LoadPool(cfg.processes)
             self.stack.start_nats()
-            self.nc = await nats.connect(self.stack.nats.url, max_reconnect_attempts=0)
+            self.nc = await nats.connect(self.stack.nats.url, max_reconnect_attempts=0, error_cb=self._nats_error)
             js = self.nc.jetstream()
             nats_pid = self.nats_pid = self._pid(self.stack.nats.proc)
 
@@ -162,6 +162,10 @@ class Bench:
         results["seconds"] = round(time.monotonic() - started, 1)
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         return results
+
+    async def _nats_error(self, exc: Exception) -> None:
+        # one line instead of nats-py's traceback (e.g. a PONG after a flush gave up waiting)
+        self.progress(f"  publisher's NATS connection: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _pid(proc: subprocess.Popen[bytes] | None) -> int:
