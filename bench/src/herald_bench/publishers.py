@@ -36,6 +36,8 @@ from herald_bench.httpload import ConnectionPool, post_json
 
 MAX_IN_FLIGHT = 512
 SETTLE_TIMEOUT = 10
+#: seconds a JetStream publish waits for its ack
+ACK_TIMEOUT = 5.0
 
 
 @dataclass
@@ -138,7 +140,8 @@ async def jetstream(js: JetStreamContext, subject: str, rate: float, seconds: fl
 
     async def send(_: int) -> None:
         body = f'{{"data":{{"p":"{stamp(time.time_ns())}{pad}"}}}}'.encode()
-        await js.publish(subject, body, headers=headers)
+        # the ack waits for an fsync (sync_interval: always): allow it longer than nats-py's 0.5 s
+        await js.publish(subject, body, timeout=ACK_TIMEOUT, headers=headers)
 
     return await paced(rate, seconds, send)
 

@@ -101,7 +101,7 @@ def render(results: dict[str, Any]) -> str:
         f"Linux {mc['kernel']}, Python {mc['python']}, {mc['nats_server']}"
     )
     out.append(
-        f"NOTE: only {mc['cpus']} cores, shared by nats-server, the gateway(s), the publisher and "
+        f"NOTE: only {mc['cpus']} cores, shared by nats-server, the api, the bridge, the gateway(s), the publisher and "
         f"{cfg['processes']} load processes; load average {mc['load_average_at_start']} at start, "
         f"{mc.get('load_average_at_end')} at end."
     )

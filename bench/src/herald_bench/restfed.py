@@ -15,6 +15,7 @@ waited for at most ``rest_drain`` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import time
 from array import array
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
+import nats
 
 from herald_bench import publishers, targets
 from herald_bench.procs import cpu_seconds
@@ -43,6 +45,7 @@ WARM_UP_SECONDS = 0.5
 WARM_UP_BATCH = 5
 #: ids of a measurement start here and go up, so a late message of an earlier step is a stray
 FIRST_ID = 1
+CLOSE_TIMEOUT = 5.0
 #: user ids of the REST-fed rows' clients (bench-<n>) start here
 CLIENT_IDS = 300_000
 
@@ -195,8 +198,8 @@ class RestFed:
 
     async def measure_native(self, rate: float, seconds: float) -> dict[str, Any]:
         """The anchor: core NATS publishes at ``rate`` to the sockets on nats-server's listener."""
-        bench, pool, nc = self.bench, self.bench.pool, self.bench.nc
-        assert pool is not None and nc is not None
+        bench, pool = self.bench, self.bench.pool
+        assert pool is not None
         size = max(1, round(rate * seconds))
         base = self._ids(size)
         resets = await pool.broadcast({"op": "reset", "base": base, "size": size})
@@ -204,8 +207,23 @@ class RestFed:
         servers = {"nats-server": bench.nats_pid}
         cpu0 = {name: cpu_seconds(pid) for name, pid in servers.items()}
         own0 = _own_cpu()
+        errors: list[str] = []
+
+        async def note(exc: Exception) -> None:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+        # A connection of its own for each measurement: when nats-server holds back a
+        # publisher whose subscribers are slow, the flush after the window can time out, and
+        # nats-py's connection is not to be trusted after that (a late PONG breaks its reader).
+        nc = await nats.connect(bench.stack.nats.url, max_reconnect_attempts=0, error_cb=note)
         t0 = time.monotonic()
-        pub, sent = await publishers.numbered_core(nc, targets.NATIVE_SUBJECT, rate, seconds, self.cfg.payload, base)
+        try:
+            pub, sent = await publishers.numbered_core(
+                nc, targets.NATIVE_SUBJECT, rate, seconds, self.cfg.payload, base
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), CLOSE_TIMEOUT)
         window = time.monotonic() - t0
         at_window_end = sum(a["count"] for a in await pool.broadcast({"op": "count"}))
         # the same bounded wait as the herald target's, so neither is given longer
@@ -220,7 +238,7 @@ class RestFed:
             "accepted": pub.sent,
             "failed": pub.failed,
             "accepted_per_s": round(pub.sent / seconds, 1),
-            "errors": dict(pub.errors.most_common(3)),
+            "errors": dict(pub.errors.most_common(3)) | ({"nats client": errors[0]} if errors else {}),
             "deliveries_in_window": at_window_end,
             "drain_seconds": round(drain_s, 2),
             "drained": drained,
