@@ -462,7 +462,8 @@ def _producer(s: dict[str, Any] | None, cfg: dict[str, Any]) -> list[str]:
         )
     )
     out.append(
-        f"stopped: {s['stopped']}; `not sent`: POSTs the load processes could not write before the window closed"
+        f"stopped: {s['stopped']}; `not sent`: POSTs the load processes could not write before the window closed; "
+        "`api p99 ≤`: the bound of the api's herald_api_request_seconds bucket under which 99 % of its POSTs fell"
     )
     out.append("")
     return out
