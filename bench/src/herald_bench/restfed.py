@@ -169,7 +169,7 @@ class RestFed:
         end = await self.stages.read() if stages else None
         collected = await pool.broadcast({"op": "collect"})
         wall = time.monotonic() - t0
-        result = _deliveries(collected, accepted, sockets, min(a["start_ns"] for a in answers), window)
+        result = tally(collected, accepted, sockets, min(a["start_ns"] for a in answers), window)
         result |= {
             "kind": kind,
             "path": publishers.REST_KINDS[kind][0],
@@ -230,7 +230,7 @@ class RestFed:
         drain_s, drained = await self._drain(sum(sent) * sockets, self.cfg.rest_drain)
         collected = await pool.broadcast({"op": "collect"})
         wall = time.monotonic() - t0
-        result = _deliveries(collected, bytearray(sent), sockets, pub.start_ns, window)
+        result = tally(collected, bytearray(sent), sockets, pub.start_ns, window)
         return result | {
             "offered_rate": rate,
             "window_seconds": round(window, 2),
@@ -383,7 +383,7 @@ def _cpu(
     }
 
 
-def _deliveries(
+def tally(
     collected: list[dict[str, Any]], accepted: bytearray, sockets: int, start_ns: int, window: float
 ) -> dict[str, Any]:
     """Distinct messages per socket, from the load processes' ``hits`` and which ids were accepted."""
