@@ -36,7 +36,7 @@ def test_summary_gives_window_rates_gauge_maxima_and_marks_missing_metrics() -> 
     out = summarise(start, window_end, end, [middle])
     assert out["herald_api_outbox_published"] == {"in_window": 400, "per_s_in_window": 200.0, "until_drained": 500}
     assert out["herald_api_outbox_backlog"] == {"max": 50.0, "at_window_end": 20.0, "at_end": 0.0}
-    assert out["herald_api_events_direct_total"] is None
+    assert out["herald_api_events_direct"] is None
     assert out["herald_bridge_lag_events"] is None
     assert out["api_post_seconds"] == {}
 

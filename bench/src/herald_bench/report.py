@@ -339,8 +339,9 @@ def _headline_rows(label: str, s: dict[str, Any]) -> list[list[object]]:
 
 def _headline(sections: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     out = [
-        "Headline: fed over REST (POST → api → outbox → relay → bridge → gateway → socket); anchor: nats-server's "
-        "WebSocket listener fed by core NATS publishes at the same offered rate to as many sockets",
+        "Headline: fed over REST (POST → api → JetStream, straight or through its SQL outbox and relay "
+        "[→ bridge for direct messages] → gateway → socket); anchor: nats-server's WebSocket listener fed by "
+        "core NATS publishes at the same offered rate to as many sockets",
         f"{cfg['rest_seconds']} s windows, then at most {cfg['rest_drain']} s for late deliveries; "
         "`to every socket`: distinct accepted messages that reached every socket (ids counted per socket: "
         "`lost` socket deliveries missing, `dup` repeats); HTTP ms: write → answer at the load process",
@@ -427,7 +428,7 @@ def _producer(s: dict[str, Any] | None, cfg: dict[str, Any]) -> list[str]:
                 _api_p99(st, m["path"]),
                 _whole(_stage(st, "herald_api_outbox_backlog", "max")),
                 _stage(st, "herald_api_outbox_published", "per_s_in_window"),
-                _stage(st, "herald_api_events_direct_total", "per_s_in_window"),
+                _stage(st, "herald_api_events_direct", "per_s_in_window"),
                 _stage(st, "herald_bridge_events_total", "per_s_in_window"),
                 "missing" if lag_events is None else f"{lag_events['max']:.0f}",
                 "missing" if lag_seconds is None else f"{lag_seconds['max']:.2f}",

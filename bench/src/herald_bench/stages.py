@@ -2,8 +2,8 @@
 
 The api exposes its outbox (``herald_api_outbox_backlog``: committed events not yet
 acknowledged by JetStream; ``herald_api_outbox_published``: events it published since it
-started) and, where it has it, ``herald_api_events_direct_total`` (events published
-straight to JetStream without the SQL outbox). The bridge exposes its lag
+started) and, where it has it, ``herald_api_events_direct`` (events it stored straight in
+JetStream without the SQL outbox; also read under the name ``…_total``). The bridge exposes its lag
 (``herald_bridge_lag_events``, ``herald_bridge_lag_seconds``) and what it published
 (``herald_bridge_events_total``, ``herald_bridge_publications_total``). A metric a
 service does not expose is reported as missing, never as zero. The api's own view of its
@@ -25,7 +25,7 @@ import httpx
 
 API_BACKLOG = "herald_api_outbox_backlog"
 API_PUBLISHED = "herald_api_outbox_published"
-API_DIRECT = "herald_api_events_direct_total"
+API_DIRECT = "herald_api_events_direct"
 BRIDGE_LAG_EVENTS = "herald_bridge_lag_events"
 BRIDGE_LAG_SECONDS = "herald_bridge_lag_seconds"
 BRIDGE_EVENTS = "herald_bridge_events_total"
@@ -119,7 +119,10 @@ class Stages:
             try:
                 resp = await self._client.get(url)
                 resp.raise_for_status()
-                values |= parse(resp.text)
+                found = parse(resp.text)
+                if API_DIRECT + "_total" in found:
+                    found.setdefault(API_DIRECT, found[API_DIRECT + "_total"])
+                values |= found
                 if url.startswith(self.api_url):
                     buckets = post_buckets(resp.text)
             except httpx.HTTPError:
