@@ -1,7 +1,7 @@
 """``herald bench --quick`` works: every section produced numbers and both targets delivered.
 
 A smoke test only: the machine running it is shared and small, so no figure is compared
-with a threshold.
+with a threshold (a delivery percentage or a latency is only required to be there).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ pytestmark = pytest.mark.integration
 
 FANOUT = ("fanout_herald", "fanout_native", "fanout_herald_multi")
 IDLE = ("idle_herald", "idle_native")
+#: REST-fed rows measured against nats-server (the batch row may say its endpoint is missing)
+REST_ROWS = ("rest_publish", "rest_messages", "rest_latency", "fanout_rest")
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +31,27 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         [str(HERALD), "bench", "--quick", "--output", str(output)],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=240,
         check=False,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert f"JSON: {output}" in proc.stdout
-    assert "Saturation" in proc.stdout and "End to end" in proc.stdout
+    assert "Headline: fed over REST" in proc.stdout and "Producer:" in proc.stdout
+    assert (
+        proc.stdout.index("Headline") < proc.stdout.index("Breakdown: gateway only") < proc.stdout.index("Saturation")
+    )
     data: dict[str, Any] = json.loads(output.read_text())
     return data
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(250)
 def test_no_section_failed(results: dict[str, Any]) -> None:
     sections = results["sections"]
-    assert set(sections) == {*FANOUT, "latency", *IDLE, "end_to_end"}
+    assert set(sections) == {*REST_ROWS, "rest_batch", "producer", *FANOUT, "latency", *IDLE}
     assert {name: s["error"] for name, s in sections.items() if "error" in s} == {}
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(250)
 @pytest.mark.parametrize("name", FANOUT)
 def test_fanout_targets_delivered(results: dict[str, Any], name: str) -> None:
     section = results["sections"][name]
@@ -60,7 +65,7 @@ def test_fanout_targets_delivered(results: dict[str, Any], name: str) -> None:
     assert section["saturation"]["steps"]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(250)
 def test_latency_rounds_measured(results: dict[str, Any]) -> None:
     section = results["sections"]["latency"]
     rounds = section["rounds"]
@@ -71,14 +76,14 @@ def test_latency_rounds_measured(results: dict[str, Any]) -> None:
         assert section["median"][name]["p99_ms"] is not None
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(250)
 def test_multi_process_gateway_used_every_worker(results: dict[str, Any]) -> None:
     fixed = results["sections"]["fanout_herald_multi"]["fixed"]
     workers = [name for name in fixed["cpu_pct"] if name.startswith("gateway-")]
     assert len(workers) == results["config"]["gateway_workers"]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(250)
 @pytest.mark.parametrize("name", IDLE)
 def test_idle_sections_measured(results: dict[str, Any], name: str) -> None:
     section = results["sections"][name]
@@ -87,14 +92,56 @@ def test_idle_sections_measured(results: dict[str, Any], name: str) -> None:
     assert section["rss_per_connection_kib"] is not None
 
 
-@pytest.mark.timeout(120)
-def test_end_to_end_measured(results: dict[str, Any]) -> None:
-    measured = results["sections"]["end_to_end"]["measured"]
-    assert measured["published"] > 0
-    assert measured["deliveries"] > 0
-    assert measured["latency"]["samples"] > 0
-    # every POST answered 201 has its request latency (a failed one may have one too)
-    answered = measured["request_latency"]["samples"]
-    assert measured["published"] <= answered <= measured["published"] + measured["publish_failed"]
-    assert len(measured["cpu_pct"]["load_processes"]) == results["config"]["processes"]
-    assert results["machine"]["cpus"]
+@pytest.mark.timeout(250)
+def test_durability_and_limits_are_stated(results: dict[str, Any]) -> None:
+    settings = results["settings"]
+    assert settings["nats_server"]["jetstream_sync_interval"] == "always"
+    assert settings["api_overrides"] == {"HERALD_API_POST_RATE": "0"}
+    assert "herald.db" in settings["api_storage"]
+
+
+def _delivered(m: dict[str, Any]) -> None:
+    assert m["accepted"] > 0
+    assert m["distinct_deliveries"] > 0
+    assert m["delivered_pct"] is not None
+    assert m["latency"]["samples"] > 0 and m["latency"]["p99_ms"] is not None
+    assert m["duplicates"] >= 0 and m["lost_deliveries"] >= 0
+    assert len(m["cpu_pct"]["load_processes"]) == 2
+
+
+@pytest.mark.timeout(250)
+@pytest.mark.parametrize("name", REST_ROWS)
+def test_rest_fed_rows_delivered_on_both_targets(results: dict[str, Any], name: str) -> None:
+    row = results["sections"][name]
+    herald, native = row["herald"], row["nats-native"]
+    _delivered(herald)
+    _delivered(native)
+    assert herald["sockets"] == native["sockets"] == row["clients"]
+    assert herald["http"]["samples"] > 0
+    assert herald["stages"]["herald_api_outbox_published"] is not None
+    assert herald["stages"]["herald_bridge_events_total"] is not None
+    assert set(row["ratio"]) == {"deliveries_per_s", "p50", "p99"}
+
+
+@pytest.mark.timeout(250)
+def test_batch_row_is_measured_or_names_the_missing_endpoint(results: dict[str, Any]) -> None:
+    row = results["sections"]["rest_batch"]
+    if "missing" in row:
+        assert row["missing"] == "endpoint missing (404)"
+    else:
+        _delivered(row["herald"])
+        assert row["herald"]["path"] == "/api/publish/batch"
+
+
+@pytest.mark.timeout(250)
+def test_producer_sweep_reports_every_stage(results: dict[str, Any]) -> None:
+    section = results["sections"]["producer"]
+    assert section["steps"] and section["stopped"]
+    for step in section["steps"]:
+        assert step["accepted"] > 0 and step["http"]["p99_ms"] is not None
+        stages = step["stages"]
+        for name in ("herald_api_outbox_backlog", "herald_api_outbox_published", "herald_bridge_lag_events"):
+            assert stages[name] is not None, name
+    assert [s["offered_rate"] for s in section["steps"]] == list(
+        results["config"]["producer_rates"][: len(section["steps"])]
+    )

@@ -24,7 +24,28 @@ def test_options_override_the_chosen_base() -> None:
 
 
 def test_only_picks_sections_in_the_given_order_without_repeats() -> None:
-    assert parse("--only", "latency, e2e,latency").sections == ("latency", "e2e")  # type: ignore[attr-defined]
+    assert parse("--only", "latency, rest,latency").sections == ("latency", "rest")  # type: ignore[attr-defined]
+
+
+def test_the_rest_fed_sections_come_first_and_can_be_picked() -> None:
+    assert SECTIONS[:3] == ("rest", "fanout-rest", "producer")
+    assert parse("--only", "producer,fanout-rest").sections == ("producer", "fanout-rest")  # type: ignore[attr-defined]
+
+
+def test_rest_options_override_their_defaults() -> None:
+    cfg = parse(
+        "--publish-rate", "8000", "--batch-rate", "40000", "--batch-size", "1000", "--message-rate", "100",
+        "--fanout-rest-clients", "2000", "--producer-rates", "500, 1000,4000", "--rest-seconds", "3",
+    )  # fmt: skip
+    assert cfg == FULL.replace(
+        publish_rate=8000.0,
+        batch_rate=40000.0,
+        batch_size=1000,
+        message_rate=100.0,
+        fanout_rest_clients=2000,
+        producer_rates=(500.0, 1000.0, 4000.0),
+        rest_seconds=3.0,
+    )
 
 
 def test_gateway_env_is_passed_as_pairs() -> None:
@@ -40,10 +61,13 @@ def test_gateway_env_is_passed_as_pairs() -> None:
     [
         (["--gateway-env", "PATH=/x"], "--gateway-env takes HERALD_NAME=VALUE"),
         (["--gateway-env", "HERALD_X"], "--gateway-env takes HERALD_NAME=VALUE"),
-        (["--only", "latency,speed"], "--only takes sections of fanout,latency,idle,e2e"),
+        (["--only", "latency,e2e"], "--only takes sections of rest,fanout-rest,producer,fanout,latency,idle"),
         (["--only", ","], "--only takes sections"),
         (["--workers", "0"], "--workers must be positive"),
         (["--latency-rounds", "-1"], "--latency-rounds must be positive"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--producer-rates", "500,x"], "--producer-rates takes positive rates"),
+        (["--producer-rates", "500,-1"], "--producer-rates takes positive rates"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(argv: list[str], message: str) -> None:

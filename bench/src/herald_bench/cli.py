@@ -20,16 +20,83 @@ from herald_bench.runner import Bench
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="herald bench",
-        description="Fan-out benchmark: Herald gateway(s) vs nats-server's WebSocket listener, on loopback.",
+        description=(
+            "Herald fed over REST (api, outbox, relay, bridge, gateway) and its gateway alone, "
+            "each against nats-server's WebSocket listener, on loopback."
+        ),
     )
-    parser.add_argument("--quick", action="store_true", help="small and short (under a minute): the CI smoke test")
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts, a few seconds per section: the CI smoke test"
+    )
     parser.add_argument("--clients", type=int, metavar="C", help=f"clients on one topic (default {FULL.clients})")
     parser.add_argument("--processes", type=int, metavar="P", help=f"load processes (default {FULL.processes})")
     parser.add_argument("--rate", type=float, metavar="MSG/S", help=f"fixed publish rate (default {FULL.rate})")
     parser.add_argument("--seconds", type=float, help=f"fixed-rate duration (default {FULL.seconds})")
     parser.add_argument("--payload", type=int, metavar="BYTES", help=f"payload size (default {FULL.payload})")
     parser.add_argument("--idle-clients", type=int, metavar="N", help=f"idle connections (default {FULL.idle_clients})")
-    parser.add_argument("--post-rate", type=float, metavar="POST/S", help=f"REST rate (default {FULL.post_rate})")
+    rest = parser.add_argument_group("REST-fed sections (rest, fanout-rest, producer)")
+    rest.add_argument(
+        "--rest-seconds",
+        type=float,
+        metavar="SECONDS",
+        help=f"POSTing window of each measurement (default {FULL.rest_seconds})",
+    )
+    rest.add_argument(
+        "--rest-drain",
+        type=float,
+        metavar="SECONDS",
+        help=f"longest wait for late deliveries after a window (default {FULL.rest_drain})",
+    )
+    rest.add_argument(
+        "--publish-rate",
+        type=float,
+        metavar="MSG/S",
+        help=f"offered single POST /api/publish rate (default {FULL.publish_rate:g})",
+    )
+    rest.add_argument(
+        "--batch-rate",
+        type=float,
+        metavar="MSG/S",
+        help=f"offered POST /api/publish/batch rate, in messages (default {FULL.batch_rate:g})",
+    )
+    rest.add_argument(
+        "--batch-size", type=int, metavar="N", help=f"items per batch request (default {FULL.batch_size})"
+    )
+    rest.add_argument(
+        "--message-rate",
+        type=float,
+        metavar="MSG/S",
+        help=f"offered POST /api/messages rate (default {FULL.message_rate:g})",
+    )
+    rest.add_argument(
+        "--rest-latency-rate",
+        type=float,
+        metavar="MSG/S",
+        help=f"single-POST rate of the latency row (default {FULL.rest_latency_rate:g})",
+    )
+    rest.add_argument(
+        "--fanout-rest-clients",
+        type=int,
+        metavar="C",
+        help=f"sockets of the REST-fed fan-out (default {FULL.fanout_rest_clients})",
+    )
+    rest.add_argument(
+        "--fanout-rest-rate",
+        type=float,
+        metavar="MSG/S",
+        help=f"single-POST rate of the REST-fed fan-out (default {FULL.fanout_rest_rate:g})",
+    )
+    rest.add_argument(
+        "--producer-rates",
+        metavar="R1,R2,...",
+        help="offered rates of the producer sweep (default " + ",".join(f"{r:g}" for r in FULL.producer_rates) + ")",
+    )
+    rest.add_argument(
+        "--post-connections",
+        type=int,
+        metavar="N",
+        help=f"keep-alive connections per load process (default {FULL.post_connections})",
+    )
     parser.add_argument(
         "--latency-rate",
         type=float,
@@ -75,10 +142,19 @@ def config_from(args: argparse.Namespace) -> Config:
             "seconds",
             "payload",
             "idle_clients",
-            "post_rate",
             "latency_rate",
             "latency_rounds",
             "gateway_workers",
+            "rest_seconds",
+            "rest_drain",
+            "publish_rate",
+            "batch_rate",
+            "batch_size",
+            "message_rate",
+            "rest_latency_rate",
+            "fanout_rest_clients",
+            "fanout_rest_rate",
+            "post_connections",
         )
         if getattr(args, name) is not None
     }
@@ -86,6 +162,16 @@ def config_from(args: argparse.Namespace) -> Config:
         if value <= 0:
             flag = "--workers" if name == "gateway_workers" else f"--{name.replace('_', '-')}"
             raise SystemExit(f"herald bench: {flag} must be positive")
+    if args.producer_rates is not None:
+        try:
+            rates = tuple(float(part) for part in args.producer_rates.split(",") if part.strip())
+        except ValueError:
+            rates = ()
+        if not rates or min(rates) <= 0:
+            raise SystemExit(
+                f"herald bench: --producer-rates takes positive rates R1,R2,..., got {args.producer_rates!r}"
+            )
+        changes["producer_rates"] = rates
     if args.gateway_env:
         pairs = []
         for item in args.gateway_env:
@@ -118,10 +204,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("herald bench: interrupted", file=sys.stderr)
         return 130
-    print(render(results))
     write_json(results, output)
+    print(render(results))
     print(f"\nJSON: {output}")
-    failed = [name for name, section in results["sections"].items() if "error" in section]
+    failed = [
+        name
+        for name, section in results["sections"].items()
+        if "error" in section or any(isinstance(part, dict) and "error" in part for part in section.values())
+    ]
     if failed:
         print(f"failed sections: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -9,6 +9,11 @@ Every benchmark payload carries its publish instant as ``@t=<time.time_ns()>;`` 
 in its bytes (inside JSON strings too), so one search finds it whatever the path wrapped
 around it. Latency is the receiving process's ``time.time_ns()`` at the read minus that
 stamp: publisher and clients run on the same machine and read the same clock.
+
+The REST-fed sections also number their messages: ``@t=<ns>;@k=<id>;``. With a window
+set (:meth:`Recorder.reset` with ``base`` and ``size``) each socket keeps which ids it
+has seen, so deliveries are counted as distinct messages per socket, a repeat is a
+duplicate, and an id outside the window (a late message of an earlier step) is a stray.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from herald_bench.wsclient import WsProtocol
 
 STAMP = b"@t="
+SEQ = b"@k="
 HERALD_MESSAGE_PREFIX = b'{"type":"message"'
 
 
@@ -29,35 +35,74 @@ def stamp(now_ns: int) -> str:
     return f"@t={now_ns};"
 
 
+def numbered(now_ns: int, seq: int) -> str:
+    """The latency stamp followed by the message's id (see :meth:`Recorder.reset`)."""
+    return f"@t={now_ns};@k={seq};"
+
+
 class Recorder:
-    """Deliveries counted and latencies (microseconds) kept, for one load process."""
+    """Deliveries counted and latencies (microseconds) kept, for one load process.
+
+    Without a window every frame counts. With one (ids ``base`` … ``base + size - 1``),
+    only a socket's first copy of an id in the window counts (and gives a latency
+    sample); ``hits[i]`` is how many of this process's sockets have message ``base + i``.
+    """
 
     def __init__(self) -> None:
         self.samples: array[int] = array("q")
         self.count = 0
         self.unstamped = 0
         self.last_ns = 0
-        self.enabled = True
+        self.base = 0
+        self.size = 0
+        self.hits: array[int] = array("I")
+        self.duplicates = 0
+        self.strays = 0
 
-    def reset(self) -> None:
+    def reset(self, base: int = 0, size: int = 0) -> None:
         self.samples = array("q")
         self.count = 0
         self.unstamped = 0
         self.last_ns = 0
+        self.base = base
+        self.size = size
+        self.hits = array("I", bytes(4 * size))
+        self.duplicates = 0
+        self.strays = 0
 
-    def record(self, payload: bytes, now_ns: int) -> None:
-        self.count += 1
-        self.last_ns = now_ns
+    def record(self, payload: bytes, now_ns: int, seen: bytearray | None = None) -> None:
         i = payload.find(STAMP)
         if i < 0:
+            self.count += 1
             self.unstamped += 1
             return
         j = payload.find(b";", i)
         try:
             sent = int(payload[i + 3 : j])
         except ValueError:
+            self.count += 1
             self.unstamped += 1
             return
+        if self.size:
+            if payload[j + 1 : j + 4] != SEQ:
+                self.strays += 1
+                return
+            e = payload.find(b";", j + 4)
+            try:
+                k = int(payload[j + 4 : e]) - self.base
+            except ValueError:
+                self.strays += 1
+                return
+            if not 0 <= k < self.size or seen is None or len(seen) != self.size:
+                self.strays += 1
+                return
+            if seen[k]:
+                self.duplicates += 1
+                return
+            seen[k] = 1
+            self.hits[k] += 1
+        self.count += 1
+        self.last_ns = now_ns
         self.samples.append((now_ns - sent) // 1000)
 
 
@@ -70,10 +115,12 @@ class HeraldClient(WsProtocol):
         super().__init__(host, port, path)
         self._recorder = recorder
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        #: ids of the current window this socket has received (see :class:`Recorder`)
+        self.seen = bytearray()
 
     def on_message(self, payload: bytes, now_ns: int) -> None:
         if payload.startswith(HERALD_MESSAGE_PREFIX):
-            self._recorder.record(payload, now_ns)
+            self._recorder.record(payload, now_ns, self.seen)
             return
         try:
             frame = json.loads(payload)
@@ -119,6 +166,7 @@ class NatsClient(WsProtocol):
         self._pongs: list[asyncio.Future[None]] = []
         self._info: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.errors: list[str] = []
+        self.seen = bytearray()
 
     def on_message(self, payload: bytes, now_ns: int) -> None:
         buf = self._stream
@@ -134,7 +182,7 @@ class NatsClient(WsProtocol):
                 body_end = eol + 2 + size
                 if body_end + 2 > end:
                     break
-                self._recorder.record(bytes(buf[eol + 2 : body_end]), now_ns)
+                self._recorder.record(bytes(buf[eol + 2 : body_end]), now_ns, self.seen)
                 pos = body_end + 2
                 continue
             line = bytes(buf[pos:eol])

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-SECTIONS = ("fanout", "latency", "idle", "e2e")
+#: the REST-fed headline (rest: publish, batch, messages, latency; fanout-rest; producer
+#: sweep), then the gateway-only breakdowns (fanout + saturation, latency rounds, idle)
+SECTIONS = ("rest", "fanout-rest", "producer", "fanout", "latency", "idle")
+REST_SECTIONS = frozenset({"rest", "fanout-rest", "producer"})
 
 
 @dataclass(frozen=True)
 class Config:
-    #: which sections run: fan-out + saturation, latency rounds, idle connections, end to end
+    #: which sections run (all by default)
     sections: tuple[str, ...] = SECTIONS
     #: WebSocket clients in the fan-out sections, all subscribed to one topic
     clients: int = 1000
@@ -45,10 +48,32 @@ class Config:
     gateway_env: tuple[tuple[str, str], ...] = ()
     #: connections held open for the memory measurement
     idle_clients: int = 10_000
-    #: POST /api/messages per second, for how long, and how many clients receive them
-    post_rate: float = 500.0
-    post_seconds: float = 10.0
-    post_clients: int = 10
+    #: REST-fed rows: seconds of POSTing per measurement, the bounded wait for late
+    #: deliveries after it, the bounded wait for the api's and the bridge's backlog of the
+    #: step before to empty, and how long unanswered POSTs are waited for after the window
+    rest_seconds: float = 6.0
+    rest_drain: float = 6.0
+    rest_settle: float = 10.0
+    rest_answer_wait: float = 3.0
+    #: single ``POST /api/publish``: offered msg/s and sockets on the topic
+    publish_rate: float = 5000.0
+    publish_clients: int = 10
+    #: ``POST /api/publish/batch``: offered msg/s, items per request, sockets
+    batch_rate: float = 20000.0
+    batch_size: int = 500
+    batch_clients: int = 2
+    #: ``POST /api/messages`` (direct messages): offered msg/s, sockets on the recipient's topic
+    message_rate: float = 2000.0
+    message_clients: int = 10
+    #: the latency row: single POSTs at this rate to ``publish_clients`` sockets
+    rest_latency_rate: float = 100.0
+    #: REST-fed fan-out: sockets on one topic × msg/s of single POSTs
+    fanout_rest_clients: int = 1000
+    fanout_rest_rate: float = 400.0
+    #: the producer sweep: offered single-POST rates (stops early), seconds per step, sockets
+    producer_rates: tuple[float, ...] = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
+    producer_seconds: float = 4.0
+    producer_clients: int = 2
     #: keep-alive connections each load process POSTs over
     post_connections: int = 32
     quick: bool = False
@@ -72,9 +97,23 @@ QUICK = Config(
     latency_seconds=1.0,
     latency_rounds=1,
     idle_clients=500,
-    post_rate=50.0,
-    post_seconds=2.0,
-    post_clients=5,
+    rest_seconds=1.5,
+    rest_drain=3.0,
+    rest_settle=3.0,
+    rest_answer_wait=2.0,
+    publish_rate=200.0,
+    publish_clients=3,
+    batch_rate=1000.0,
+    batch_size=50,
+    batch_clients=2,
+    message_rate=100.0,
+    message_clients=3,
+    rest_latency_rate=20.0,
+    fanout_rest_clients=50,
+    fanout_rest_rate=20.0,
+    producer_rates=(100.0, 200.0),
+    producer_seconds=1.0,
+    producer_clients=2,
     post_connections=4,
     quick=True,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 
 HEAD_LIMIT = 65536
 
@@ -85,7 +86,12 @@ class ConnectionPool:
         self._free: list[Connection] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
+    async def request(self, raw: bytes | Callable[[], bytes]) -> tuple[int, bytes]:
+        """Send one request on a free connection; ``raw`` may be a function that builds it.
+
+        A function is called once the connection is ready, just before the write, so a
+        timestamp it puts in the body excludes the wait for a free connection.
+        """
         async with self._slots:
             conn = self._free.pop() if self._free else None
             while conn is not None and conn.closed:  # the server closed it while it was idle
@@ -94,7 +100,12 @@ class ConnectionPool:
             if conn is None:
                 conn = await Connection.open(self.host, self.port)
             try:
-                answer = await conn.request(raw)
+                data = raw if isinstance(raw, bytes) else raw()
+            except BaseException:
+                self._free.append(conn)  # nothing was written: the connection is still good
+                raise
+            try:
+                answer = await conn.request(data)
             except BaseException:
                 conn.close()
                 raise

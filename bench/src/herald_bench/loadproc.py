@@ -6,14 +6,15 @@ dict. Commands:
 ``open``       connect and authenticate ``count`` clients (``CONNECT`` + ``PING`` for
                nats), at most ``concurrency`` at a time; answers how many and how long.
 ``subscribe``  subscribe every open client; answers how many and how long.
-``reset``      forget deliveries and latencies, start a CPU-time window.
+``reset``      forget deliveries and latencies, start a CPU-time window; with ``base`` and
+               ``size``, count distinct message ids ``base`` … per socket from now on.
 ``count``      deliveries so far (the parent polls it while draining).
 ``collect``    the latencies (raw ``array('q')`` bytes), deliveries, and the CPU time
-               this process used since ``reset`` (user + system).
+               this process used since ``reset`` (user + system); with a window also
+               duplicates, strays and how many sockets got each id (``hits``).
 ``top_up``     replace the clients the server closed since ``open`` (and subscribe them).
-``post``       ``POST /api/messages`` at ``rate`` for ``seconds`` over ``connections``
-               keep-alive connections; answers what :class:`~herald_bench.publishers.Published`
-               holds (the request latencies as raw ``array('q')`` bytes).
+``post``       a :class:`~herald_bench.publishers.RestPlan` (``plan``) over ``connections``
+               keep-alive connections; answers :meth:`~herald_bench.publishers.RestResult.wire`.
 ``close``      close every client (closing handshake, then abort after a timeout).
 ``quit``       exit.
 """
@@ -24,7 +25,6 @@ import asyncio
 import contextlib
 import resource
 import time
-from array import array
 from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
@@ -69,7 +69,10 @@ class LoadProcess:
         if op == "subscribe":
             return await self.subscribe(int(cmd.get("concurrency", 200)))
         if op == "reset":
-            self.recorder.reset()
+            size = int(cmd.get("size", 0))
+            self.recorder.reset(int(cmd.get("base", 0)), size)
+            for client in self.clients:
+                client.seen = bytearray(size)
             self._cpu0 = _cpu()
             self._wall0 = time.monotonic()
             return {"open": self.open_count()}
@@ -186,24 +189,18 @@ class LoadProcess:
             "wall_seconds": time.monotonic() - self._wall0,
             "open": self.open_count(),
             "closed": dict(closes),
+            "duplicates": self.recorder.duplicates,
+            "strays": self.recorder.strays,
+            "hits": self.recorder.hits.tobytes(),
         }
 
     async def post(self, cmd: dict[str, Any]) -> dict[str, Any]:
         pool = ConnectionPool(cmd["host"], int(cmd["port"]), int(cmd["connections"]))
         try:
-            pub = await publishers.rest(
-                pool, cmd["token"], cmd["recipient"], float(cmd["rate"]), float(cmd["seconds"]), int(cmd["size"])
-            )
+            result = await publishers.rest(pool, cmd["token"], publishers.RestPlan(**cmd["plan"]))
         finally:
             pool.close()
-        return {
-            "sent": pub.sent,
-            "failed": pub.failed,
-            "start_ns": pub.start_ns,
-            "seconds": pub.seconds,
-            "errors": dict(pub.errors),
-            "answers_us": array("q", pub.answers_us).tobytes(),
-        }
+        return result.wire()
 
     async def close(self) -> dict[str, Any]:
         for client in self.clients:

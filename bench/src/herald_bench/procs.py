@@ -101,9 +101,24 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait()
 
 
+#: as ``herald up`` runs nats-server: every JetStream write fsynced, the same largest payload
+SYNC_INTERVAL = "always"
+MAX_PAYLOAD = "1MB"
+#: the api's one change from ``make run``'s defaults: no per-token POST rate limit (the whole
+#: load comes from a handful of tokens)
+API_OVERRIDES = {"HERALD_API_POST_RATE": "0"}
+#: every benchmark client comes from 127.0.0.1; these limits guard against one abusive
+#: address, which here would be the whole load
+GATEWAY_OVERRIDES = {
+    "HERALD_MAX_CONNECTIONS_PER_IP": "1000000",
+    "HERALD_CONNECT_RATE_PER_IP": "1000000",
+    "HERALD_CONNECT_BURST_PER_IP": "1000000",
+}
+
+
 @dataclass
 class Nats:
-    """nats-server with JetStream and its WebSocket listener (no TLS, no auth)."""
+    """nats-server with JetStream and its WebSocket listener (no TLS, no auth), as ``herald up`` runs it."""
 
     folder: Path
     port: int = field(default_factory=free_port)
@@ -121,7 +136,8 @@ class Nats:
         conf = self.folder / "nats.conf"
         conf.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
-            f'jetstream {{ store_dir: "{self.folder}/js" }}\n'
+            f'jetstream {{ store_dir: "{self.folder}/js", sync_interval: {SYNC_INTERVAL} }}\n'
+            f"max_payload: {MAX_PAYLOAD}\n"
             f'websocket {{ listen: "127.0.0.1:{self.ws_port}", no_tls: true }}\n'
         )
         log = open(self.folder / "nats.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
@@ -202,12 +218,8 @@ class Stack:
                 "HERALD_GATEWAY_PORT": str(port),
                 "HERALD_GATEWAY_METRICS_PORT": str(metrics),
                 "HERALD_GATEWAY_WORKERS": str(workers),
-                # Every benchmark client comes from 127.0.0.1; these limits guard against one
-                # abusive address, which here would be the whole load.
-                "HERALD_MAX_CONNECTIONS_PER_IP": "1000000",
-                "HERALD_CONNECT_RATE_PER_IP": "1000000",
-                "HERALD_CONNECT_BURST_PER_IP": "1000000",
             }
+            | GATEWAY_OVERRIDES
             | self.gateway_env
         )
         service = Service("gateway", env, self.folder)
@@ -218,19 +230,35 @@ class Stack:
             wait_ready(f"http://127.0.0.1:{metrics + index}/readyz", service.proc)
         return service, port
 
-    def api_and_bridge(self) -> str:
-        """Start a bridge and an api (SQLite in the temp folder); returns the api's base URL."""
+    def api_and_bridge(self) -> tuple[str, str]:
+        """Start a bridge and an api (SQLite in the temp folder); returns their base URLs (api, bridge metrics)."""
         (self.folder / "data").mkdir(exist_ok=True)
-        bridge = Service("bridge", self.base_env() | {"HERALD_BRIDGE_METRICS_PORT": str(free_port())}, self.folder)
+        metrics = free_port()
+        bridge = Service("bridge", self.base_env() | {"HERALD_BRIDGE_METRICS_PORT": str(metrics)}, self.folder)
         self._services.append(bridge)
-        bridge.start()
+        bridge_url = f"http://127.0.0.1:{metrics}"
+        bridge.start(f"{bridge_url}/healthz")
         port = free_port()
-        env = self.base_env() | {"HERALD_API_PORT": str(port), "HERALD_API_POST_RATE": "0"}
+        env = self.base_env() | {"HERALD_API_PORT": str(port)} | API_OVERRIDES
         api = Service("api", env, self.folder)
         self._services.append(api)
         url = f"http://127.0.0.1:{port}"
         api.start(f"{url}/readyz")
-        return url
+        return url, bridge_url
+
+    def pid_of(self, name: str) -> int:
+        """The process of the (first) running service called ``name``."""
+        return next(s.pid for s in self._services if s.name == name)
+
+    def settings(self) -> dict[str, object]:
+        """The durability and limits in force, for the report (what differs from ``make run``)."""
+        return {
+            "nats_server": {"jetstream_sync_interval": SYNC_INTERVAL, "max_payload": MAX_PAYLOAD, "storage": "file"},
+            "api_storage": f"sqlite, {self.folder / 'data' / 'herald.db'} (HERALD_DATA_DIR; make run's default file)",
+            "api_overrides": dict(API_OVERRIDES),
+            "every_service": {"HERALD_LOG_LEVEL": "warning"},
+            "gateway_overrides": GATEWAY_OVERRIDES | self.gateway_env,
+        }
 
     def stop(self, service: Service) -> None:
         service.stop()

@@ -13,6 +13,29 @@ FANOUT_SECTIONS = (
     ("fanout_herald_multi", "herald, N processes"),
 )
 IDLE_SECTIONS = (("idle_herald", "herald gateway"), ("idle_native", "nats-server WS"))
+HEADLINE_SECTIONS = ("rest_publish", "rest_batch", "rest_messages", "rest_latency", "fanout_rest", "producer")
+BREAKDOWN_SECTIONS = ("fanout_herald", "fanout_native", "fanout_herald_multi", "latency", "idle_herald", "idle_native")
+HEADLINE_COLUMNS = [
+    "row",
+    "target",
+    "sockets",
+    "offered/s",
+    "accepted/s",
+    "not sent",
+    "failed",
+    "HTTP p50",
+    "HTTP p99",
+    "to every socket",
+    "p50 ms",
+    "p99 ms",
+    "deliv/s",
+    "lost",
+    "dup",
+    "server CPU %",
+    "load gen CPU %",
+]
+#: the fan-out ratio the REST-fed path aims for (herald deliveries/s over nats-server's)
+FANOUT_TARGET = 0.8
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -71,22 +94,35 @@ def render(results: dict[str, Any]) -> str:
     fanout = tuple(labels.items())
     out: list[str] = []
     out.append(
-        f"Herald fan-out benchmark{' (quick)' if cfg['quick'] else ''} — {results['started']}, "
-        f"{results.get('seconds')} s"
+        f"Herald benchmark{' (quick)' if cfg['quick'] else ''} — {results['started']}, {results.get('seconds')} s"
     )
     out.append(
         f"machine: {mc['cpus']} CPU cores ({mc['cpu_model'] or 'unknown model'}), {mc['memory_gib']} GiB, "
         f"Linux {mc['kernel']}, Python {mc['python']}, {mc['nats_server']}"
     )
     out.append(
-        f"NOTE: only {mc['cpus']} cores, shared by nats-server, the gateway(s), the publisher and "
+        f"NOTE: only {mc['cpus']} cores, shared by nats-server, the api, the bridge, the gateway(s), the publisher and "
         f"{cfg['processes']} load processes; load average {mc['load_average_at_start']} at start, "
         f"{mc.get('load_average_at_end')} at end."
     )
-    if cfg.get("gateway_env"):
-        out.append("gateway settings: " + " ".join(f"{name}={value}" for name, value in cfg["gateway_env"]))
+    out.extend(_settings(results.get("settings")))
     out.append("")
+    if any(key in sections for key in HEADLINE_SECTIONS):
+        out.extend(_headline(sections, cfg))
+        out.extend(_producer(sections.get("producer"), cfg))
+    if any(key in sections for key in BREAKDOWN_SECTIONS):
+        out.extend(_breakdown(sections, cfg, fanout, labels))
+    out.append("CPU % is of one core over the measurement window; a load process near 100 % was saturated.")
+    return "\n".join(out)
 
+
+def _breakdown(
+    sections: dict[str, Any], cfg: dict[str, Any], fanout: tuple[tuple[str, str], ...], labels: dict[str, str]
+) -> list[str]:
+    out = [
+        "Breakdown: gateway only (publishes straight into JetStream, bypasses api/outbox/relay/bridge)",
+        "",
+    ]
     out.append(
         f"Fan-out at a fixed rate: {cfg['rate']} msg/s for {cfg['seconds']} s to {cfg['clients']} clients "
         f"on one topic, ~{cfg['payload']} B payload (latency: publish call → client read)"
@@ -219,54 +255,7 @@ def render(results: dict[str, Any]) -> str:
     )
     out.append("")
 
-    s = sections.get("end_to_end")
-    out.append(
-        f"End to end: POST /api/messages at {cfg['post_rate']}/s for {cfg['post_seconds']} s → "
-        f"{cfg['post_clients']} WebSocket clients (api + bridge + gateway)"
-    )
-    if (err := _failed(s)) is not None:
-        out.append(err)
-    else:
-        assert s is not None
-        m = s["measured"]
-        req = m.get("request_latency", {})
-        lat = m["latency"]
-        rows = [
-            [
-                f"{m['publish_rate']}/s",
-                m["publish_failed"],
-                req.get("p50_ms"),
-                req.get("p99_ms"),
-                lat["p50_ms"],
-                lat["p99_ms"],
-                lat["max_ms"],
-                f"{m['delivered_pct']} %",
-                _cpu(m),
-                _load(m),
-            ]
-        ]
-        out.append(
-            table(
-                [
-                    "POSTs",
-                    "failed",
-                    "POST p50",
-                    "POST p99",
-                    "p50 ms",
-                    "p99 ms",
-                    "max ms",
-                    "delivered",
-                    "server CPU %",
-                    "load gen CPU %",
-                ],
-                rows,
-            )
-        )
-        if m["publish_errors"]:
-            out.append(f"POST errors: {m['publish_errors']}")
-    out.append("")
-    out.append("CPU % is of one core over the measurement window; a load process near 100 % was saturated.")
-    return "\n".join(out)
+    return out
 
 
 def _latency(s: dict[str, Any] | None, cfg: dict[str, Any], labels: dict[str, str]) -> list[str]:
@@ -297,6 +286,188 @@ def _latency(s: dict[str, Any] | None, cfg: dict[str, Any], labels: dict[str, st
     if herald and native:
         out.append(f"p99 herald / nats-server WS: {_ratio(herald['p99_ms'], native['p99_ms'])} (≤ 1.00× is parity)")
     return [*out, ""]
+
+
+def _settings(settings: dict[str, Any] | None) -> list[str]:
+    if not settings:
+        return []
+    nats = settings["nats_server"]
+
+    def pairs(values: dict[str, str]) -> str:
+        return " ".join(f"{k}={v}" for k, v in values.items()) or "none"
+
+    return [
+        f"in force: nats-server as `herald up` runs it (JetStream sync_interval: {nats['jetstream_sync_interval']}, "
+        f"{nats['storage']} storage, max_payload {nats['max_payload']}); api storage {settings['api_storage']}",
+        f"  changed from `make run`: api {pairs(settings['api_overrides'])} (per-token POST rate limit off); "
+        f"gateway {pairs(settings['gateway_overrides'])}; every service {pairs(settings['every_service'])}",
+    ]
+
+
+def _headline_rows(label: str, s: dict[str, Any]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for name, shown in (("herald", "herald (REST)"), ("nats-native", "nats-server WS")):
+        m = s[name]
+        if "error" in m:
+            rows.append([label if not rows else "", shown, f"FAILED: {m['error']}", *([None] * 14)])
+            continue
+        http = m.get("http", {})
+        lat = m["latency"]
+        rows.append(
+            [
+                label if not rows else "",
+                shown,
+                m["sockets"],
+                m["offered_rate"],
+                m["accepted_per_s"],
+                m.get("not_sent"),
+                m["failed"],
+                http.get("p50_ms"),
+                http.get("p99_ms"),
+                f"{m['delivered_pct']} %",
+                lat["p50_ms"],
+                lat["p99_ms"],
+                m["deliveries_per_s"],
+                m["lost_deliveries"],
+                m["duplicates"],
+                _cpu(m),
+                _load(m),
+            ]
+        )
+    return rows
+
+
+def _headline(sections: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    out = [
+        "Headline: fed over REST (POST → api → JetStream, straight or through its SQL outbox and relay "
+        "[→ bridge for direct messages] → gateway → socket); anchor: nats-server's WebSocket listener fed by "
+        "core NATS publishes at the same offered rate to as many sockets",
+        f"{cfg['rest_seconds']} s windows, then at most {cfg['rest_drain']} s for late deliveries; "
+        "`to every socket`: distinct accepted messages that reached every socket (ids counted per socket: "
+        "`lost` socket deliveries missing, `dup` repeats); HTTP ms: write → answer at the load process",
+    ]
+    rows: list[list[object]] = []
+    titles = {
+        "rest_publish": "POST /api/publish",
+        "rest_batch": f"POST /api/publish/batch ×{cfg['batch_size']}",
+        "rest_messages": "POST /api/messages",
+        "rest_latency": f"latency, /api/publish at {cfg['rest_latency_rate']:g}/s",
+        "fanout_rest": f"fan-out {cfg['fanout_rest_clients']} sockets, /api/publish",
+    }
+    for key, label in titles.items():
+        s = sections.get(key)
+        if s is None:
+            continue
+        if (err := _failed(s)) is not None or "missing" in s:
+            rows.append([label, err or s["missing"], *([None] * (len(HEADLINE_COLUMNS) - 2))])
+            continue
+        rows.extend(_headline_rows(label, s))
+    out.append(table(HEADLINE_COLUMNS, rows))
+    for key, label in titles.items():
+        s = sections.get(key)
+        if s is None or "ratio" not in s:
+            continue
+        r = s["ratio"]
+        line = (
+            f"{label}: herald / nats-server deliveries/s {_times(r['deliveries_per_s'])}, "
+            f"p50 {_times(r['p50'])}, p99 {_times(r['p99'])}"
+        )
+        if key == "fanout_rest":
+            line += f" (target ≥ {FANOUT_TARGET:.2f}× deliveries/s)"
+        out.append(line)
+    for key, label in titles.items():
+        s = sections.get(key)
+        for name in ("herald", "nats-native"):
+            if s is not None and name in s and s[name].get("errors"):
+                out.append(f"{label}, {name}: publish errors {s[name]['errors']}")
+    out.append("")
+    return out
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}×"
+
+
+def _stage(stages: dict[str, Any], name: str, key: str) -> object:
+    value = stages.get(name)
+    return "missing" if value is None else value[key]
+
+
+def _api_p99(stages: dict[str, Any], path: str) -> object:
+    """The api's own p99 for ``path`` (a bucket bound of its request-time histogram)."""
+    for route, q in stages.get("api_post_seconds", {}).items():
+        if route.rstrip("/") == path:
+            return q["p99_ms_at_most"]
+    return "missing"
+
+
+def _whole(value: object) -> object:
+    return round(value) if isinstance(value, float) else value
+
+
+def _producer(s: dict[str, Any] | None, cfg: dict[str, Any]) -> list[str]:
+    if s is None:
+        return []
+    out = [
+        f"Producer: single POST /api/publish at rising offered rates, {cfg['producer_seconds']} s steps, "
+        f"{cfg['producer_clients']} sockets; what each stage did in the window (per second unless noted)"
+    ]
+    if (err := _failed(s)) is not None:
+        return [*out, err, ""]
+    rows: list[list[object]] = []
+    for m in s["steps"]:
+        st = m.get("stages", {})
+        lag_events = st.get("herald_bridge_lag_events")
+        lag_seconds = st.get("herald_bridge_lag_seconds")
+        rows.append(
+            [
+                m["offered_rate"],
+                m["accepted_per_s"],
+                m["not_sent"],
+                m["http"]["p99_ms"],
+                _api_p99(st, m["path"]),
+                _whole(_stage(st, "herald_api_outbox_backlog", "max")),
+                _stage(st, "herald_api_outbox_published", "per_s_in_window"),
+                _stage(st, "herald_api_events_direct", "per_s_in_window"),
+                _stage(st, "herald_bridge_events_total", "per_s_in_window"),
+                "missing" if lag_events is None else f"{lag_events['max']:.0f}",
+                "missing" if lag_seconds is None else f"{lag_seconds['max']:.2f}",
+                round(m["deliveries_in_window"] / max(1, m["sockets"]) / m["window_seconds"], 1),
+                f"{m['delivered_pct']} %",
+                m["latency"]["p99_ms"],
+                _cpu(m),
+                _load(m),
+            ]
+        )
+    out.append(
+        table(
+            [
+                "offered",
+                "accepted (202)",
+                "not sent",
+                "HTTP p99 ms",
+                "api p99 ≤ ms",
+                "outbox backlog max",
+                "api published",
+                "api direct",
+                "bridge events",
+                "bridge lag max",
+                "lag max s",
+                "msgs at each socket",
+                "to every socket",
+                "p99 ms",
+                "server CPU %",
+                "load gen CPU %",
+            ],
+            rows,
+        )
+    )
+    out.append(
+        f"stopped: {s['stopped']}; `not sent`: POSTs the load processes could not write before the window closed; "
+        "`api p99 ≤`: the bound of the api's herald_api_request_seconds bucket under which 99 % of its POSTs fell"
+    )
+    out.append("")
+    return out
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:

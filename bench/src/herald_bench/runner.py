@@ -1,12 +1,21 @@
 """The benchmark's sections, run in order against processes started for the run.
 
-1. fan-out through one gateway process: connect C clients, a fixed-rate measurement, a
-   saturation search;
-2. the same against nats-server's native WebSocket listener;
-3. the same through one gateway of several processes on one port (SO_REUSEPORT);
-4. latency at 50,000 deliveries/s: the three targets in turns, several rounds;
-5. idle connections: RSS per connection and connect rate, for a fresh gateway and for nats-server;
-6. end to end from ``POST /api/messages`` (api + bridge + gateway), POSTed by the load processes.
+The headline is fed over REST, the path users use (:mod:`herald_bench.restfed`; api +
+outbox relay + bridge + gateway, each row compared with nats-server's own listener):
+
+1. ``rest``: single ``POST /api/publish``, ``POST /api/publish/batch``, ``POST /api/messages``
+   at offered rates, and the latency at a low rate;
+2. ``fanout-rest``: many sockets on one topic fed by single POSTs;
+3. ``producer``: single POSTs at rising offered rates, what each stage did.
+
+Then the breakdowns, which publish straight into JetStream (the gateway only, bypassing
+the api, its outbox, the relay and the bridge):
+
+4. ``fanout``: through one gateway process: connect C clients, a fixed-rate measurement, a
+   saturation search; the same against nats-server's native WebSocket listener and
+   through one gateway of several processes on one port (SO_REUSEPORT);
+5. ``latency``: at 50,000 deliveries/s, the three targets in turns, several rounds;
+6. ``idle``: RSS per connection and connect rate, for a fresh gateway and for nats-server.
 
 A section that fails is recorded with its error and the run goes on; nothing is filled in
 for it.
@@ -28,25 +37,21 @@ from dataclasses import asdict
 from pathlib import Path
 from statistics import median
 from typing import Any
-from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client
 
 from herald_bench import publishers, targets
-from herald_bench.config import Config
+from herald_bench.config import REST_SECTIONS, Config
 from herald_bench.pool import LoadPool
 from herald_bench.procs import BIN, Stack, cpu_seconds, gateway_pids, rss_bytes
+from herald_bench.restfed import RestFed
 from herald_bench.stats import latency_ms, merge_samples
 from herald_bench.targets import Target
-from herald_common.tokens import issue_token
 
 POLL_INTERVAL = 0.1
 SETTLE = 0.5
 IDLE_SETTLE = 2.0
-E2E_RECIPIENT = "bench-recipient"
-#: the REST path goes through the api's outbox and the bridge: give late deliveries longer
-E2E_DRAIN = 15.0
 WARM_UP_RATE = 10.0
 WARM_UP_SECONDS = 0.5
 
@@ -91,6 +96,7 @@ class Bench:
         self.stack = Stack(self.secret, dict(config.gateway_env))
         self.pool: LoadPool | None = None
         self.nc: Client | None = None
+        self.nats_pid = 0
         self.progress: Callable[[str], None] = lambda _: None
 
     async def run(self) -> dict[str, Any]:
@@ -100,6 +106,7 @@ class Bench:
             "machine": machine(),
             "config": asdict(cfg),
             "paths": {"herald": targets.HERALD_PATH, "nats-native": targets.NATIVE_PATH, "rest": targets.REST_PATH},
+            "settings": self.stack.settings(),
             "sections": {},
         }
         sections: dict[str, Any] = results["sections"]
@@ -107,11 +114,13 @@ class Bench:
         try:
             self.pool = LoadPool(cfg.processes)
             self.stack.start_nats()
-            self.nc = await nats.connect(self.stack.nats.url, max_reconnect_attempts=0)
+            self.nc = await nats.connect(self.stack.nats.url, max_reconnect_attempts=0, error_cb=self._nats_error)
             js = self.nc.jetstream()
-            nats_pid = self._pid(self.stack.nats.proc)
+            nats_pid = self.nats_pid = self._pid(self.stack.nats.proc)
 
             want = set(cfg.sections)
+            if want & REST_SECTIONS:
+                await self._rest_fed(want, sections)
             native = targets.native(self.stack.nats.ws_port, self.nc, cfg.payload, {"nats-server": nats_pid})
             if want & {"fanout", "latency"}:
                 gw, port = self.stack.gateway()
@@ -144,8 +153,6 @@ class Bench:
                 sections["idle_native"] = await self._section(
                     "idle connections, nats-server", self._idle(native, nats_pid, baseline_wait=0.0)
                 )
-            if "e2e" in want:
-                sections["end_to_end"] = await self._section("end to end from POST", self._end_to_end(js))
         finally:
             if self.pool is not None:
                 self.pool.shutdown()
@@ -155,6 +162,10 @@ class Bench:
         results["seconds"] = round(time.monotonic() - started, 1)
         results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         return results
+
+    async def _nats_error(self, exc: Exception) -> None:
+        # one line instead of nats-py's traceback (e.g. a PONG after a flush gave up waiting)
+        self.progress(f"  publisher's NATS connection: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _pid(proc: subprocess.Popen[bytes] | None) -> int:
@@ -179,9 +190,41 @@ class Bench:
         self.progress(f"{title}: done in {result['seconds']} s")
         return result
 
+    async def _rest_fed(self, want: set[str], sections: dict[str, Any]) -> None:
+        """The headline: api, bridge and a gateway of their own, stopped when done."""
+        cfg = self.cfg
+        rest = RestFed(self)
+        before = [id(s) for s in self.stack.services]
+        try:
+            await rest.start()
+            if "rest" in want:
+                sections["rest_publish"] = await self._section(
+                    f"REST publish, {cfg.publish_clients} sockets", rest.publish_row()
+                )
+                sections["rest_batch"] = await self._section(
+                    f"REST publish batch of {cfg.batch_size}, {cfg.batch_clients} sockets", rest.batch_row()
+                )
+                sections["rest_messages"] = await self._section(
+                    f"REST direct messages, {cfg.message_clients} sockets", rest.message_row()
+                )
+                sections["rest_latency"] = await self._section(
+                    f"REST publish latency at {cfg.rest_latency_rate:g} msg/s", rest.latency_row()
+                )
+            if "fanout-rest" in want:
+                sections["fanout_rest"] = await self._section(
+                    f"REST-fed fan-out, {cfg.fanout_rest_clients} sockets", rest.fanout_row()
+                )
+            if "producer" in want:
+                sections["producer"] = await self._section("producer sweep", rest.producer())
+        finally:
+            await rest.close()
+            for service in self.stack.services:
+                if id(service) not in before:
+                    self.stack.stop(service)
+
     # connecting
 
-    async def _connect(self, target: Target, count: int, first: int = 0) -> dict[str, Any]:
+    async def connect(self, target: Target, count: int, first: int = 0) -> dict[str, Any]:
         """Open, authenticate and subscribe ``count`` clients; the rates count successes only."""
         assert self.pool is not None
         opened = await self.pool.open(target.kind, target.endpoints, count, target.topic, self.secret, first)
@@ -346,7 +389,7 @@ class Bench:
 
     async def _fanout(self, target: Target) -> dict[str, Any]:
         cfg = self.cfg
-        connect = await self._connect(target, cfg.clients)
+        connect = await self.connect(target, cfg.clients)
         await self._warm_up(target, target.publish)
         fixed = await self._measure(target, cfg.rate, cfg.seconds, target.publish)
         await asyncio.sleep(SETTLE)
@@ -373,7 +416,7 @@ class Bench:
             order = compared if index % 2 == 0 else compared[::-1]
             for target in order:
                 try:
-                    await self._connect(target, cfg.clients)
+                    await self.connect(target, cfg.clients)
                     await self._warm_up(target, target.publish)
                     m = await self._measure(target, cfg.latency_rate, cfg.latency_seconds, target.publish)
                 finally:
@@ -413,7 +456,7 @@ class Bench:
         """RSS of ``pid`` before and after ``idle_clients`` authenticated, subscribed, idle clients."""
         await asyncio.sleep(baseline_wait)
         before = rss_bytes(pid)
-        connect = await self._connect(target, self.cfg.idle_clients, first=100_000)
+        connect = await self.connect(target, self.cfg.idle_clients, first=100_000)
         await asyncio.sleep(IDLE_SETTLE)
         after = rss_bytes(pid)
         held = connect["subscribed"]
@@ -427,49 +470,3 @@ class Bench:
             "rss_after_mib": round(after / 2**20, 1),
             "rss_per_connection_kib": round((after - before) / held / 1024, 2) if held else None,
         }
-
-    async def _end_to_end(self, js: Any) -> dict[str, Any]:
-        cfg = self.cfg
-        api_url = self.stack.api_and_bridge()
-        gw, port = self.stack.gateway()
-        servers = {"gateway": gw.pid, "nats-server": self._pid(self.stack.nats.proc)}
-        servers |= {s.name: s.pid for s in self.stack.services if s.name in ("api", "bridge")}
-        token = issue_token(self.secret, "bench-sender", ttl=3600)
-        api = urlsplit(api_url)
-        pool = self.pool
-        assert pool is not None
-
-        async def publish(rate: float, seconds: float) -> publishers.Published:
-            """POSTs from every load process (a share of the rate each), merged."""
-            cmds = [
-                {
-                    "op": "post",
-                    "host": api.hostname,
-                    "port": api.port,
-                    "token": token,
-                    "recipient": E2E_RECIPIENT,
-                    "rate": rate / pool.size,
-                    "seconds": seconds,
-                    "size": cfg.payload,
-                    "connections": cfg.post_connections,
-                }
-            ] * pool.size
-            answers = await pool.call(cmds, timeout=seconds + 60)
-            merged = publishers.Published(
-                sent=sum(a["sent"] for a in answers),
-                failed=sum(a["failed"] for a in answers),
-                start_ns=min(a["start_ns"] for a in answers),
-                seconds=max(a["seconds"] for a in answers),
-                answers_us=list(merge_samples(a["answers_us"] for a in answers)),
-            )
-            for a in answers:
-                merged.errors.update(a["errors"])
-            return merged
-
-        endpoints = [("127.0.0.1", port, targets.GATEWAY_PATH)]
-        topic = f"messages.user.{E2E_RECIPIENT}"
-        target = Target("herald-rest", "herald", endpoints, topic, publish, servers, targets.REST_PATH)
-        connect = await self._connect(target, cfg.post_clients, first=200_000)
-        warm = await self._warm_up(target, target.publish, drain=E2E_DRAIN)
-        measured = await self._measure(target, cfg.post_rate, cfg.post_seconds, target.publish, drain=E2E_DRAIN)
-        return {"path": targets.REST_PATH, "connect": connect, "warm_up": warm, "measured": measured}
