@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.topics import (
     covers,
+    is_reserved,
     live_subject,
     matches,
     pattern_subject,
@@ -194,3 +195,20 @@ def test_covers(outer: str, inner: str, expected: bool) -> None:
 def test_covers_implies_matches(outer: str, inner: str) -> None:
     """For concrete topics, covering is exactly matching."""
     assert covers(outer, inner) is matches(outer, inner)
+
+
+@pytest.mark.parametrize(
+    ("topic", "reserved"),
+    [
+        ("messages", True),
+        ("messages.user.alice", True),
+        ("messages.channel.c1", True),
+        ("messages.anything.else.below", True),
+        ("messagesx", False),
+        ("my.messages", False),
+        ("orders.messages.user.alice", False),
+        ("Messages.user.alice", False),
+    ],
+)
+def test_the_messages_namespace_is_reserved(topic: str, reserved: bool) -> None:
+    assert is_reserved(topic) is reserved

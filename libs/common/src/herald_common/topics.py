@@ -69,6 +69,16 @@ def validate_pattern(pattern: object) -> str:
     return pattern
 
 
+#: The namespace of the api's own events (``messages``, ``messages.**``): nobody publishes
+#: there directly, so nobody can forge a direct or channel message.
+RESERVED_ROOT = "messages"
+
+
+def is_reserved(topic: str) -> bool:
+    """True when ``topic`` is ``messages`` or lies below it: raw publishes there are refused."""
+    return topic.split(".", 1)[0] == RESERVED_ROOT
+
+
 def is_token(value: str) -> bool:
     """True when ``value`` is one topic token (so an id can be embedded in a topic)."""
     return bool(_TOKEN.match(value))
