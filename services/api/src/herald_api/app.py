@@ -28,6 +28,7 @@ from herald_api.metrics import ApiMetrics, metrics_middleware
 from herald_api.natslink import NatsLink
 from herald_api.ratelimit import RateLimiter
 from herald_api.relay import OutboxRelay
+from herald_api.request import HeraldRequest
 from herald_api.storage.engine import create_engine
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.sql import SqlStorage
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         # Tracing outermost, so the request span is current in everything else.
         middleware=[tracing_middleware, metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
+        request_class=HeraldRequest,
         # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
         logging_config=None,
         openapi_config=OpenAPIConfig(
