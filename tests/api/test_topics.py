@@ -135,6 +135,22 @@ async def test_undecodable_messages_are_skipped_like_the_gateway_does(http: http
     assert [(i["offset"], i["data"]) for i in body["items"]] == [(ack.seq, [1, 2])]
 
 
+@pytest.mark.parametrize("levels", [970, 5000])
+async def test_a_deeply_nested_stored_message_costs_only_itself(
+    http: httpx.AsyncClient, nc: NatsClient, levels: int
+) -> None:
+    # Stored before the api limited nesting, or written to the subject directly.
+    js = nc.jetstream()
+    before = await js.publish(topic_subject("deep.t"), publication("before"))
+    await js.publish(topic_subject("deep.t"), b'{"data":' + b"[" * levels + b"]" * levels + b"}")
+    after = await js.publish(topic_subject("deep.t"), publication("after"))
+    response = await http.get("/api/topics/deep.t/history", headers=auth("root", "admin"))
+    assert response.status_code == 200, response.text
+    items = [(i["offset"], i["data"]) for i in response.json()["items"]]
+    assert (before.seq, "before") in items and (after.seq, "after") in items
+    assert (await http.get("/readyz")).status_code == 200
+
+
 async def test_who_may_read(http: httpx.AsyncClient, nc: NatsClient) -> None:
     js = nc.jetstream()
     channel = (await http.post("/api/channels", json={"name": "team"}, headers=auth("owner"))).json()["id"]
