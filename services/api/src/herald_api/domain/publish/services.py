@@ -10,7 +10,7 @@ from herald_api.storage.protocols import Transaction
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.events import TOPIC_PUBLISHED
 from herald_common.tokens import Claims
-from herald_common.topics import validate_topic
+from herald_common.topics import is_reserved, validate_topic
 
 
 class PublishService:
@@ -21,7 +21,8 @@ class PublishService:
     async def publish(self, claims: Claims, topic: str, data: Any) -> str:
         if not claims.can_publish_rest:
             raise HeraldError(ErrorCode.FORBIDDEN, "publishing needs the 'publisher' or 'admin' role")
-        validate_topic(topic)
+        if is_reserved(validate_topic(topic)):
+            raise HeraldError(ErrorCode.FORBIDDEN, "the messages namespace carries only the api's own events")
 
         async def store(tx: Transaction) -> str:
             event = await record_event(tx, TOPIC_PUBLISHED, {"topic": topic, "data": data})
