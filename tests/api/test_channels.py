@@ -121,3 +121,40 @@ async def test_channel_bodies_are_validated(client: Client) -> None:
         response = await client.post("/api/channels", json=body, headers=auth("alice"))
         assert response.status_code == 400, body
         assert response.json()["code"] == "bad_request"
+
+
+async def test_a_removed_member_can_no_longer_change_their_channel_messages(client: Client, app: Litestar) -> None:
+    channel = await create_channel(client, "alice")
+    base = f"/api/channels/{channel['id']}"
+    await client.put(f"{base}/members/bob", headers=auth("alice"))
+    kept = await client.post("/api/messages", json={"content": "one", "channelId": channel["id"]}, headers=auth("bob"))
+    gone = await client.post("/api/messages", json={"content": "two", "channelId": channel["id"]}, headers=auth("bob"))
+    assert kept.status_code == gone.status_code == 201
+    assert (await client.delete(f"{base}/members/bob", headers=auth("alice"))).status_code == 204
+    before = await outbox_events(app)
+
+    edit = await client.patch(f"/api/messages/{kept.json()['id']}", json={"content": "edited"}, headers=auth("bob"))
+    assert edit.status_code == 403, edit.text
+    assert edit.json()["code"] == "forbidden"
+    delete = await client.delete(f"/api/messages/{gone.json()['id']}", headers=auth("bob"))
+    assert delete.status_code == 403, delete.text
+    assert await outbox_events(app) == before
+    # Unchanged, and still the sender's to read.
+    assert (await client.get(f"/api/messages/{kept.json()['id']}", headers=auth("bob"))).json()["content"] == "one"
+
+    # Back in the channel, the sender may change them again.
+    await client.put(f"{base}/members/bob", headers=auth("alice"))
+    edit = await client.patch(f"/api/messages/{kept.json()['id']}", json={"content": "edited"}, headers=auth("bob"))
+    assert edit.status_code == 200, edit.text
+    assert (await client.delete(f"/api/messages/{gone.json()['id']}", headers=auth("bob"))).status_code == 204
+
+
+async def test_messages_of_a_deleted_channel_cannot_be_changed(client: Client) -> None:
+    channel = await create_channel(client, "alice")
+    posted = await client.post(
+        "/api/messages", json={"content": "x", "channelId": channel["id"]}, headers=auth("alice")
+    )
+    assert (await client.delete(f"/api/channels/{channel['id']}", headers=auth("alice"))).status_code == 204
+    message = f"/api/messages/{posted.json()['id']}"
+    assert (await client.patch(message, json={"content": "y"}, headers=auth("alice"))).status_code == 403
+    assert (await client.delete(message, headers=auth("alice"))).status_code == 403

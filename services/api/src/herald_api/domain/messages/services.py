@@ -83,6 +83,14 @@ class MessageService:
             raise _not_found(message_id)
         if message.sender_id != claims.sub:
             raise HeraldError(ErrorCode.FORBIDDEN, "only the sender may change or delete a message")
+        # Reading one's own old message survives leaving the channel; writing to it does
+        # not: the change would reach the channel's current members.
+        if (
+            message.channel_id is not None
+            and not claims.is_admin
+            and not await tx.channels.is_member(message.channel_id, claims.sub)
+        ):
+            raise HeraldError(ErrorCode.FORBIDDEN, "only current members of the channel may change its messages")
         return message
 
     async def update(self, claims: Claims, message_id: str, content: str) -> Message:
