@@ -26,7 +26,7 @@ from herald_api.errors import EXCEPTION_HANDLERS
 from herald_api.membership import MembershipResponder
 from herald_api.metrics import ApiMetrics, metrics_middleware
 from herald_api.natslink import NatsLink
-from herald_api.ratelimit import RateLimiter
+from herald_api.ratelimit import RateLimiter, write_rate_limit
 from herald_api.relay import OutboxRelay
 from herald_api.request import HeraldRequest
 from herald_api.storage.engine import create_engine
@@ -72,7 +72,8 @@ def create_app(settings: Settings) -> Litestar:
     api = Router(
         path="/api",
         route_handlers=[MessageController, ChannelController, PublishController, TopicController],
-        guards=[require_token],
+        # Authentication first: a request without a valid token is 401, not 429.
+        guards=[require_token, write_rate_limit],
         dependencies={"claims": Provide(provide_claims)},
         security=[{BEARER: []}],
     )
