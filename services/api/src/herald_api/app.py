@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -40,6 +41,23 @@ from herald_common.tokens import TokenVerifier
 log = logging.getLogger(__name__)
 
 BEARER = "BearerToken"
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS for the origins in HERALD_CORS_ORIGINS; None (no CORS headers at all) when empty.
+
+    Tokens travel in the Authorization header, never in cookies, so credentials are not
+    allowed; preflights are answered before routing, so they need no token.
+    """
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Traceparent", "Tracestate"],
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -102,6 +120,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[tracing_middleware, metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         request_class=HeraldRequest,
+        cors_config=cors_config(settings),
         # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
         logging_config=None,
         openapi_config=OpenAPIConfig(
