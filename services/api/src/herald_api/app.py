@@ -11,9 +11,11 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from herald_api.auth import VerifiedTokens, provide_claims, require_token
+from herald_api.docsui import SelfHostedSwagger
 from herald_api.domain.channels.controllers import ChannelController
 from herald_api.domain.channels.services import ChannelService
 from herald_api.domain.messages.controllers import MessageController
@@ -128,6 +130,8 @@ def create_app(settings: Settings) -> Litestar:
             version="0.1.0",
             description='REST for producers and apps. Errors are `{"code", "message"}`.',
             path="/schema",
+            # The browsable docs come from the api itself, never from a CDN.
+            render_plugins=[SelfHostedSwagger("/schema"), JsonRenderPlugin(), YamlRenderPlugin()],
             components=Components(
                 security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
