@@ -13,11 +13,18 @@ from tests.api.conftest import auth, make_settings, serving
 
 
 async def test_healthz_and_readyz_without_nats(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).status_code == 200
+    # Exactly the bodies docs/rest.md and docs/operations.md show.
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "nats": None, "database": None}
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["nats"] is False
-    assert response.json()["database"] is True
+    assert response.json() == {"status": "unavailable", "nats": False, "database": True}
+    docs = (Path(__file__).parents[2] / "docs").joinpath
+    for page in ("rest.md", "operations.md"):
+        text = docs(page).read_text()
+        assert '{"status": "ok", "nats": null, "database": null}' in text, page
+        assert '{"status": "ready", "nats": true, "database": true}' in text, page
 
 
 async def test_unknown_routes_are_404_json(client: httpx.AsyncClient) -> None:
