@@ -135,6 +135,16 @@ async def test_undecodable_messages_are_skipped_like_the_gateway_does(http: http
     assert [(i["offset"], i["data"]) for i in body["items"]] == [(ack.seq, [1, 2])]
 
 
+async def test_history_says_who_published_when_the_publication_does(http: httpx.AsyncClient, nc: NatsClient) -> None:
+    js = nc.jetstream()
+    signed = wire.Publication(data=msgspec.Raw(b'{"n":1}'), publisher="alice")
+    with_publisher = await js.publish(topic_subject("pub.t"), wire.encode(signed))
+    without = await js.publish(topic_subject("pub.t"), publication({"n": 2}))
+    items = (await http.get("/api/topics/pub.t/history", headers=auth("root", "admin"))).json()["items"]
+    assert [(i["offset"], i.get("publisher")) for i in items] == [(with_publisher.seq, "alice"), (without.seq, None)]
+    assert "publisher" not in items[1]
+
+
 @pytest.mark.parametrize("levels", [970, 5000])
 async def test_a_deeply_nested_stored_message_costs_only_itself(
     http: httpx.AsyncClient, nc: NatsClient, levels: int

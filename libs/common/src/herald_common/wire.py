@@ -110,6 +110,8 @@ class Publication(msgspec.Struct, frozen=True, omit_defaults=True):
     data: Raw
     event: str | UnsetType = UNSET
     id: str | UnsetType = UNSET
+    #: The ``sub`` of whoever published it, when the writer records one.
+    publisher: str | UnsetType = UNSET
 
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)

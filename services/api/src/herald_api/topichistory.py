@@ -52,7 +52,14 @@ def history_item(subject: str, seq: int, body: bytes, epoch: str) -> HistoryItem
         log.warning("skipping undecodable stored message %d on %s: %s", seq, subject, type(exc).__name__)
         return None
     # ``data`` stays raw JSON: it is written out byte for byte, as the gateway does.
-    return HistoryItem(topic=topic, data=publication.data, offset=seq, epoch=epoch, event=publication.event)
+    return HistoryItem(
+        topic=topic,
+        data=publication.data,
+        offset=seq,
+        epoch=epoch,
+        event=publication.event,
+        publisher=publication.publisher,
+    )
 
 
 def _unavailable() -> HeraldError:
