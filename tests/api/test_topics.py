@@ -56,11 +56,23 @@ async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
 async def http(tmp_path: Path, database_url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(tmp_path, database_url, nats_url, page_limit_max=3))
     async with serving(app) as h:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
 
         async def ready() -> bool:
-            return (await h.get("/readyz")).status_code == 200
+            # Ready means connected; the tests also publish to the topics stream straight away.
+            if (await h.get("/readyz")).status_code != 200:
+                return False
+            try:
+                await js.stream_info(TOPICS_STREAM)
+            except Exception:
+                return False
+            return True
 
-        await wait_until(ready)
+        try:
+            await wait_until(ready)
+        finally:
+            await nc.close()
         yield h
 
 
