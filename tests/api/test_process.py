@@ -81,7 +81,7 @@ def _request(header_bytes: int) -> bytes:
     return b"GET /api/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " + b"a" * header_bytes + b"\r\n\r\n"
 
 
-def test_request_heads_past_the_limit_are_431(tmp_path: Path, nats_url: str) -> None:
+def test_request_heads_past_the_limit_are_431_and_preflights_need_no_token(tmp_path: Path, nats_url: str) -> None:
     port = free_port()
     env = clean_env(
         {
@@ -89,6 +89,7 @@ def test_request_heads_past_the_limit_are_431(tmp_path: Path, nats_url: str) -> 
             "HERALD_NATS_URL": nats_url,
             "HERALD_DATA_DIR": str(tmp_path / "data"),
             "HERALD_JWT_SECRET": "process-test-secret-of-at-least-32-bytes",
+            "HERALD_CORS_ORIGINS": "https://app.example.com",
         }
     )
     log = (tmp_path / "api.log").open("wb")
@@ -115,6 +116,25 @@ def test_request_heads_past_the_limit_are_431(tmp_path: Path, nats_url: str) -> 
                 response = conn.getresponse()
                 response.read()
                 assert response.status == 200
+        finally:
+            conn.close()
+        # A browser's preflight, as a browser sends it: answered without a token.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request(
+                "OPTIONS",
+                "/api/publish",
+                headers={
+                    "Origin": "https://app.example.com",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type",
+                },
+            )
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 204
+            assert response.getheader("access-control-allow-origin") == "https://app.example.com"
+            assert "POST" in (response.getheader("access-control-allow-methods") or "")
         finally:
             conn.close()
         # The process is fine afterwards.

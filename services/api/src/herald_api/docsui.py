@@ -8,6 +8,7 @@ which would send the document to an outside service, is off).
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Any, Final
 
@@ -37,8 +38,13 @@ def docs_asset(name: FromPath[str]) -> Response[bytes]:
     media_type = _FILES.get(name)
     if media_type is None:
         raise HeraldError(ErrorCode.NOT_FOUND, f"no such file {name[:64]!r}")
-    body = (swagger_ui.static_path / name).read_bytes()
-    return Response(body, media_type=media_type, headers={"Cache-Control": _CACHE})
+    return Response(_read(name), media_type=media_type, headers={"Cache-Control": _CACHE})
+
+
+@functools.cache
+def _read(name: str) -> bytes:
+    # Only names from _FILES get here, so the cache holds three files at most.
+    return (swagger_ui.static_path / name).read_bytes()
 
 
 class SelfHostedSwagger(OpenAPIRenderPlugin):
