@@ -49,6 +49,9 @@ async def test_membership_questions_are_answered(tmp_path: Path, database_url: s
             assert await ask(channel["id"], "bob") == rpc.MembershipReply(exists=True, member=False)
             garbage = await nc.request(rpc.MEMBERSHIP_SUBJECT, b"not json", timeout=5)
             assert rpc.reply_decoder.decode(garbage.data) == rpc.MembershipReply(exists=False, member=False)
+            deep = b'{"channelId":"c","userId":"u","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+            answer = await nc.request(rpc.MEMBERSHIP_SUBJECT, deep, timeout=5)
+            assert rpc.reply_decoder.decode(answer.data) == rpc.MembershipReply(exists=False, member=False)
     finally:
         await nc.close()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -59,3 +62,86 @@ def test_bad_configuration_exits_2(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "herald_api"], env=env, capture_output=True, timeout=30)
     assert result.returncode == 2
     assert b"HERALD_API_PORT" in result.stderr
+
+
+def _exchange(port: int, head: bytes, *, then: bytes = b"", timeout: float = 10.0) -> bytes:
+    """Send ``head`` (and ``then``) on a fresh connection; everything the api answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        # The api may close while we are still sending: its answer is already on its way.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head + then)
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _request(header_bytes: int) -> bytes:
+    return b"GET /api/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " + b"a" * header_bytes + b"\r\n\r\n"
+
+
+def test_request_heads_past_the_limit_are_431_and_preflights_need_no_token(tmp_path: Path, nats_url: str) -> None:
+    port = free_port()
+    env = clean_env(
+        {
+            "HERALD_API_PORT": str(port),
+            "HERALD_NATS_URL": nats_url,
+            "HERALD_DATA_DIR": str(tmp_path / "data"),
+            "HERALD_JWT_SECRET": "process-test-secret-of-at-least-32-bytes",
+            "HERALD_CORS_ORIGINS": "https://app.example.com",
+        }
+    )
+    log = (tmp_path / "api.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "herald_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        # Under the default 16 KiB the request is served (401: it carries no token).
+        assert _exchange(port, _request(15_000)).startswith(b"HTTP/1.1 401")
+        for size in (17_000, 1_000_000):
+            answer = _exchange(port, _request(size))
+            assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+            assert answer.endswith(b'{"code":"too_large","message":"request headers exceed 16384 bytes"}')
+        # A header that never ends is cut off too, without waiting for its end.
+        endless = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200_000
+        assert _exchange(port, endless).startswith(b"HTTP/1.1 431")
+        # Many small headers count as much as one large one.
+        many = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: bbbbbbbbbbbbbbbb\r\n" * 1000 + b"\r\n"
+        assert _exchange(port, many).startswith(b"HTTP/1.1 431")
+        # The count starts again with each request on a kept-alive connection.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for _ in range(5):
+                conn.request("GET", "/healthz", headers={"X-Pad": "a" * 10_000})
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+        finally:
+            conn.close()
+        # A browser's preflight, as a browser sends it: answered without a token.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request(
+                "OPTIONS",
+                "/api/publish",
+                headers={
+                    "Origin": "https://app.example.com",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type",
+                },
+            )
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 204
+            assert response.getheader("access-control-allow-origin") == "https://app.example.com"
+            assert "POST" in (response.getheader("access-control-allow-methods") or "")
+        finally:
+            conn.close()
+        # The process is fine afterwards.
+        assert _status(f"http://127.0.0.1:{port}/healthz") == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    output = (tmp_path / "api.log").read_text()
+    assert "Traceback" not in output, output

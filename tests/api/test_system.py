@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,11 +13,18 @@ from tests.api.conftest import auth, make_settings, serving
 
 
 async def test_healthz_and_readyz_without_nats(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).status_code == 200
+    # Exactly the bodies docs/rest.md and docs/operations.md show.
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "nats": None, "database": None}
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["nats"] is False
-    assert response.json()["database"] is True
+    assert response.json() == {"status": "unavailable", "nats": False, "database": True}
+    docs = (Path(__file__).parents[2] / "docs").joinpath
+    for page in ("rest.md", "operations.md"):
+        text = docs(page).read_text()
+        assert '{"status": "ok", "nats": null, "database": null}' in text, page
+        assert '{"status": "ready", "nats": true, "database": true}' in text, page
 
 
 async def test_unknown_routes_are_404_json(client: httpx.AsyncClient) -> None:
@@ -85,3 +93,26 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
     page = schema["components"]["schemas"]["MessagePage"]
     assert "nextBefore" in page["properties"]
     assert "BearerToken" in schema["components"]["securitySchemes"]
+
+
+async def test_the_docs_page_is_served_by_the_api_alone(client: httpx.AsyncClient) -> None:
+    for path in ("/schema", "/schema/swagger"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        page = response.text
+        # Nothing is fetched from anywhere but the api: every URL in the page is a path on it.
+        assert "http://" not in page and "https://" not in page and "//cdn" not in page
+        referenced = re.findall(r"""(?:src|href|url)\s*[=:]\s*["']([^"']+)["']""", page)
+        assert referenced and all(url.startswith("/schema/") for url in referenced), referenced
+        assert "validatorUrl: null" in page
+        for url in referenced:
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 0
+    script = await client.get("/schema/assets/swagger-ui-bundle.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "SwaggerUIBundle" in script.text
+    assert (await client.get("/schema/assets/index.html")).status_code == 404
+    assert (await client.get("/schema/assets/..%2F__init__.py")).status_code == 404
+    assert (await client.get("/schema/openapi.yaml")).status_code == 200

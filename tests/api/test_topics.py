@@ -56,11 +56,23 @@ async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
 async def http(tmp_path: Path, database_url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(tmp_path, database_url, nats_url, page_limit_max=3))
     async with serving(app) as h:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
 
         async def ready() -> bool:
-            return (await h.get("/readyz")).status_code == 200
+            # Ready means connected; the tests also publish to the topics stream straight away.
+            if (await h.get("/readyz")).status_code != 200:
+                return False
+            try:
+                await js.stream_info(TOPICS_STREAM)
+            except Exception:
+                return False
+            return True
 
-        await wait_until(ready)
+        try:
+            await wait_until(ready)
+        finally:
+            await nc.close()
         yield h
 
 
@@ -133,6 +145,32 @@ async def test_undecodable_messages_are_skipped_like_the_gateway_does(http: http
     ack = await js.publish(topic_subject("raw.t"), publication([1, 2]))
     body = (await http.get("/api/topics/raw.t/history", headers=auth("root", "admin"))).json()
     assert [(i["offset"], i["data"]) for i in body["items"]] == [(ack.seq, [1, 2])]
+
+
+async def test_history_says_who_published_when_the_publication_does(http: httpx.AsyncClient, nc: NatsClient) -> None:
+    js = nc.jetstream()
+    signed = wire.Publication(data=msgspec.Raw(b'{"n":1}'), publisher="alice")
+    with_publisher = await js.publish(topic_subject("pub.t"), wire.encode(signed))
+    without = await js.publish(topic_subject("pub.t"), publication({"n": 2}))
+    items = (await http.get("/api/topics/pub.t/history", headers=auth("root", "admin"))).json()["items"]
+    assert [(i["offset"], i.get("publisher")) for i in items] == [(with_publisher.seq, "alice"), (without.seq, None)]
+    assert "publisher" not in items[1]
+
+
+@pytest.mark.parametrize("levels", [970, 5000])
+async def test_a_deeply_nested_stored_message_costs_only_itself(
+    http: httpx.AsyncClient, nc: NatsClient, levels: int
+) -> None:
+    # Stored before the api limited nesting, or written to the subject directly.
+    js = nc.jetstream()
+    before = await js.publish(topic_subject("deep.t"), publication("before"))
+    await js.publish(topic_subject("deep.t"), b'{"data":' + b"[" * levels + b"]" * levels + b"}")
+    after = await js.publish(topic_subject("deep.t"), publication("after"))
+    response = await http.get("/api/topics/deep.t/history", headers=auth("root", "admin"))
+    assert response.status_code == 200, response.text
+    items = [(i["offset"], i["data"]) for i in response.json()["items"]]
+    assert (before.seq, "before") in items and (after.seq, "after") in items
+    assert (await http.get("/readyz")).status_code == 200
 
 
 async def test_who_may_read(http: httpx.AsyncClient, nc: NatsClient) -> None:

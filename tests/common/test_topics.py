@@ -209,6 +209,9 @@ def test_covers_implies_matches(outer: str, inner: str) -> None:
         ("Messages.user.alice", False),
         ("chat.messages", False),
         ("a.messages.b", False),
+        ("messages.anything.else.below", True),
+        ("my.messages", False),
+        ("orders.messages.user.alice", False),
     ],
 )
 def test_the_messages_namespace_is_reserved(topic: str, reserved: bool) -> None:

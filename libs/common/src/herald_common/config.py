@@ -199,19 +199,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     page_limit_max: Annotated[Positive, _doc("Largest `limit` a history request may ask for.")] = 100
     api_post_rate: Annotated[
         Annotated[float, Meta(ge=0)],
-        _doc("POST requests per second allowed per token without a publisher or admin role (then 429); 0 disables."),
+        _doc(
+            "Write requests (POST, PUT, PATCH, DELETE) per second allowed per token without a publisher or admin "
+            "role (then 429); 0 disables."
+        ),
     ] = 50.0
-    api_post_burst: Annotated[Positive, _doc("POST requests a token may send at once before the rate applies.")] = 100
+    api_post_burst: Annotated[
+        Positive, _doc("Write requests (POST, PUT, PATCH, DELETE) a token may send at once before the rate applies.")
+    ] = 100
     api_publisher_post_rate: Annotated[
         Annotated[float, Meta(ge=0)],
         _doc(
-            "POST requests per second allowed per token with the publisher or admin role (backend producers); "
+            "Write requests per second allowed per token with the publisher or admin role (backend producers); "
             "0 disables."
         ),
     ] = 0.0
     api_publisher_post_burst: Annotated[
-        Positive, _doc("POST requests a publisher token may send at once before its rate applies.")
+        Positive, _doc("Write requests a publisher token may send at once before its rate applies.")
     ] = 1000
+    api_max_header_bytes: Annotated[
+        Annotated[int, Meta(ge=1024)],
+        _doc("Largest request head (request target and headers, in bytes) the api reads (then 431)."),
+    ] = 16384
+    cors_origins: Annotated[
+        list[str],
+        _doc(
+            "Origins (`https://app.example.com`, comma separated) whose browser pages may call the api; `*` "
+            "allows any origin; empty sends no CORS headers, so browsers allow same-origin calls only."
+        ),
+    ] = msgspec.field(default_factory=list)
 
     def sqlite_default_path(self) -> str:
         return os.path.join(self.data_dir, "herald.db")
@@ -247,8 +263,17 @@ def _ip_networks(entries: list[str]) -> None:
             raise ValueError(f"{entry!r} is not an IP address or CIDR network ({exc})") from None
 
 
+def _origins(entries: list[str]) -> None:
+    for entry in entries:
+        if entry == "*":
+            continue
+        scheme, sep, host = entry.partition("://")
+        if scheme not in ("http", "https") or not sep or not host or "/" in host:
+            raise ValueError(f"{entry!r} is not an origin like https://app.example.com (or *)")
+
+
 #: Checks msgspec's types cannot express, by field; each raises ValueError naming the bad part.
-_CHECKS: dict[str, Callable[[Any], None]] = {"trusted_proxies": _ip_networks}
+_CHECKS: dict[str, Callable[[Any], None]] = {"trusted_proxies": _ip_networks, "cors_origins": _origins}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from herald_api.auth import VerifiedTokens, provide_claims, require_token
 from herald_api.direct import DirectPublisher
+from herald_api.docsui import SelfHostedSwagger
 from herald_api.domain.channels.controllers import ChannelController
 from herald_api.domain.channels.services import ChannelService
 from herald_api.domain.messages.controllers import MessageController
@@ -28,8 +31,9 @@ from herald_api.fastpath import fast_path_middleware
 from herald_api.membership import MembershipResponder
 from herald_api.metrics import ApiMetrics, metrics_middleware
 from herald_api.natslink import NatsLink
-from herald_api.ratelimit import RateLimiter
+from herald_api.ratelimit import RateLimiter, write_rate_limit
 from herald_api.relay import OutboxRelay
+from herald_api.request import HeraldRequest
 from herald_api.storage.engine import create_engine
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.sql import SqlStorage
@@ -41,6 +45,23 @@ from herald_common.tokens import TokenVerifier
 log = logging.getLogger(__name__)
 
 BEARER = "BearerToken"
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS for the origins in HERALD_CORS_ORIGINS; None (no CORS headers at all) when empty.
+
+    Tokens travel in the Authorization header, never in cookies, so credentials are not
+    allowed; preflights are answered before routing, so they need no token.
+    """
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Traceparent", "Tracestate"],
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
@@ -80,7 +101,8 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
     api = Router(
         path="/api",
         route_handlers=[MessageController, ChannelController, PublishController, TopicController],
-        guards=[require_token],
+        # Authentication first: a request without a valid token is 401, not 429.
+        guards=[require_token, write_rate_limit],
         dependencies={"claims": Provide(provide_claims)},
         security=[{BEARER: []}],
     )
@@ -110,6 +132,8 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
         # Tracing outermost, so the request span is current in everything else.
         middleware=[tracing_middleware, metrics_middleware, *([fast_path_middleware] if fast_paths else [])],
         request_max_body_size=settings.max_body_bytes,
+        request_class=HeraldRequest,
+        cors_config=cors_config(settings),
         # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
         logging_config=None,
         openapi_config=OpenAPIConfig(
@@ -117,6 +141,8 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
             version="0.1.0",
             description='REST for producers and apps. Errors are `{"code", "message"}`.',
             path="/schema",
+            # The browsable docs come from the api itself, never from a CDN.
+            render_plugins=[SelfHostedSwagger("/schema"), JsonRenderPlugin(), YamlRenderPlugin()],
             components=Components(
                 security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -11,6 +14,8 @@ from litestar.handlers.base import BaseRouteHandler
 
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.tokens import Claims, TokenVerifier
+
+log = logging.getLogger(__name__)
 
 #: Where a request's verified claims are kept in its scope state.
 CLAIMS_KEY = "herald_claims"
@@ -55,7 +60,7 @@ class VerifiedTokens:
         return claims
 
     def put(self, token: str, claims: Claims) -> None:
-        if self._ttl <= 0 or self._max_size <= 0:
+        if self._ttl <= 0 or self._max_size <= 0 or not math.isfinite(claims.exp):
             return
         # PyJWT rejects a token once now >= exp + leeway; so does get().
         until = min(self._clock() + self._ttl, claims.exp + self._leeway)
@@ -79,6 +84,20 @@ def parse_bearer(header: str | None) -> str:
     return token.strip()
 
 
+@contextmanager
+def _refusing_surprises() -> Iterator[None]:
+    """Whatever a signed token's claims hold, verifying it ends in its claims or a 401:
+    a claim value no check anticipated (a number too large for a float, say) is refused
+    like any other bad token, never a 500."""
+    try:
+        yield
+    except HeraldError:
+        raise
+    except Exception as exc:
+        log.warning("token refused: %s while verifying it", type(exc).__name__)
+        raise HeraldError(ErrorCode.UNAUTHORIZED, "invalid token: a claim has an unusable value") from None
+
+
 def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Claims:
     """The verified claims of the request's token, verified once per request."""
     cached = connection.scope.get("state", {}).get(CLAIMS_KEY)
@@ -86,7 +105,8 @@ def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Claims:
         return cached
     verifier: TokenVerifier = connection.app.state.verifier
     token = bearer_token(connection)
-    claims = verifier.verify(token)
+    with _refusing_surprises():
+        claims = verifier.verify(token)
     connection.state[CLAIMS_KEY] = claims
     connection.state[_TOKEN_KEY] = token
     return claims
@@ -107,7 +127,8 @@ async def verified_claims(verified: VerifiedTokens, verifier: TokenVerifier, tok
     (JWKS keys fetched as needed) and remembered."""
     claims = verified.get(token)
     if claims is None:
-        claims = await verifier.verify_async(token)
+        with _refusing_surprises():
+            claims = await verifier.verify_async(token)
         verified.put(token, claims)
     return claims
 

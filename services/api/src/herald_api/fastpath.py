@@ -6,7 +6,7 @@ generic request handling (a ``Request`` object, guards, dependency resolution in
 groups, signature models, response objects) cost several times the work the route itself
 does. Here the same steps run as plain calls: the same token check and cache
 (:func:`herald_api.auth.verified_claims`), the same rate limit
-(:func:`herald_api.ratelimit.check_post_rate`), the same body limit, the same msgspec
+(:func:`herald_api.ratelimit.check_write_rate`), the same body limit, the same msgspec
 schemas, the same service methods and the same error table. Routing, the exception
 handlers and the metrics and tracing middlewares are still litestar's: this middleware
 sits after routing and answers the routes it knows; every other request, and these routes
@@ -30,7 +30,7 @@ from herald_api.domain.messages.schemas import CreateMessage, message_resource
 from herald_api.domain.messages.services import MessageService
 from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, PublishAccepted, PublishRequest
 from herald_api.domain.publish.services import PublishService
-from herald_api.ratelimit import check_post_rate
+from herald_api.ratelimit import check_write_rate
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.jsondepth import check_json_depth
 from herald_common.tokens import Claims
@@ -122,7 +122,7 @@ def fast_path_middleware(app: ASGIApp) -> ASGIApp:
         claims = await verified_claims(state.verified_tokens, state.verifier, token)
         # Where litestar's guard keeps them, for the access line.
         scope.setdefault("state", {})[CLAIMS_KEY] = claims
-        check_post_rate(state, token, claims)
+        check_write_rate(state, token, claims)
         body = await _read_body(receive, state.settings.max_body_bytes)
         payload = _encoder.encode(await handler(state, claims, body))
         start: HTTPResponseStartEvent = {

@@ -37,7 +37,7 @@ class MembershipResponder:
             return
         try:
             query = rpc.query_decoder.decode(msg.data)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, RecursionError):
             # A malformed question gets the safe answer: no access.
             await msg.respond(_encoder.encode(rpc.MembershipReply(exists=False, member=False)))
             return

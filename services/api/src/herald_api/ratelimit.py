@@ -1,4 +1,4 @@
-"""Per-token token buckets for POST endpoints (plain code, no I/O)."""
+"""Per-token token buckets for the api's mutating routes (plain code, no I/O)."""
 
 from __future__ import annotations
 
@@ -48,19 +48,33 @@ class RateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
 
 
-async def post_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard for POST handlers: 429 ``rate_limited`` when the token's bucket is empty.
+#: Methods that change something: each request with one of them costs a token.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CHARGED_KEY = "herald_rate_charged"
 
-    Tokens with the publisher or admin role (backend producers) have a limit of their own,
-    off by default; everyone else's is ``HERALD_API_POST_RATE``.
 
-    Async although it never waits: litestar runs a plain function guard in a worker thread.
+async def write_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard for every ``/api`` route: a POST, PUT, PATCH or DELETE takes one token from the
+    bucket of the request's bearer token, and gets 429 ``rate_limited`` when it is empty.
+
+    Tokens with the publisher or admin role (backend producers) have a bucket of their
+    own, off by default; everyone else's is ``HERALD_API_POST_RATE``. A request is charged
+    once however many times the guard runs for it (the router and a handler may both list
+    it). Async although it never waits: litestar runs a plain function guard in a worker
+    thread.
     """
-    check_post_rate(connection.app.state, request_token(connection), authenticate(connection))
+    if connection.scope.get("method") not in WRITE_METHODS or connection.state.get(_CHARGED_KEY):
+        return
+    connection.state[_CHARGED_KEY] = True
+    check_write_rate(connection.app.state, request_token(connection), authenticate(connection))
 
 
-def check_post_rate(state: State, token: str, claims: Claims) -> None:
-    """Raise ``rate_limited`` when ``token``'s POST bucket is empty (see :func:`post_rate_limit`)."""
+def check_write_rate(state: State, token: str, claims: Claims) -> None:
+    """Raise ``rate_limited`` when ``token``'s bucket is empty (see :func:`write_rate_limit`)."""
     limiter: RateLimiter = state.publisher_rate_limiter if claims.can_publish_rest else state.rate_limiter
     if not limiter.allow(token):
         raise HeraldError(ErrorCode.RATE_LIMITED, "too many requests for this token; slow down")
+
+
+#: The former name, from when only POSTs were limited.
+post_rate_limit = write_rate_limit

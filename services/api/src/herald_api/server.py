@@ -10,6 +10,7 @@ from collections.abc import Generator
 import uvicorn
 
 from herald_api.app import create_app
+from herald_api.httphead import bounded_head_protocol
 from herald_common.config import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
-        http="httptools",
+        http=bounded_head_protocol(settings.api_max_header_bytes),
         loop="none",
         lifespan="on",
         log_config=None,

@@ -39,14 +39,27 @@ class StoredPage:
 
 def history_item(subject: str, seq: int, body: bytes, epoch: str) -> HistoryItem | None:
     """The item for one stored message; None when its body is not a publication (a gateway
-    drops such messages too)."""
+    drops such messages too).
+
+    Whatever a stored body holds, it costs only its own item, never the page: the stream
+    may hold messages accepted under older limits (nested deeper than a decoder can follow
+    here, for one) or written to the subject by anyone with NATS access.
+    """
     try:
         topic = subject_topic(subject)
         publication = wire.decode_publication(body)
-    except (ValueError, msgspec.DecodeError):
+    except (ValueError, msgspec.MsgspecError, RecursionError) as exc:
+        log.warning("skipping undecodable stored message %d on %s: %s", seq, subject, type(exc).__name__)
         return None
     # ``data`` stays raw JSON: it is written out byte for byte, as the gateway does.
-    return HistoryItem(topic=topic, data=publication.data, offset=seq, epoch=epoch, event=publication.event)
+    return HistoryItem(
+        topic=topic,
+        data=publication.data,
+        offset=seq,
+        epoch=epoch,
+        event=publication.event,
+        publisher=publication.publisher,
+    )
 
 
 def _unavailable() -> HeraldError:

@@ -19,7 +19,6 @@ from herald_api.domain.channels.schemas import (
 )
 from herald_api.domain.channels.services import ChannelService
 from herald_api.openapi import error_responses
-from herald_api.ratelimit import post_rate_limit
 from herald_common.tokens import Claims
 
 UserIdPath = Annotated[str, PathParameter(max_length=255, description="The member's user id (token `sub`).")]
@@ -32,7 +31,6 @@ class ChannelController(Controller):
 
     @post(
         "/",
-        guards=[post_rate_limit],
         summary="Create a channel",
         status_code=201,
         responses=error_responses(400, 401, 413, 429),
@@ -57,7 +55,7 @@ class ChannelController(Controller):
         """Members and admins only; others get 404."""
         return channel_resource(await channels.get(claims, channel_id))
 
-    @patch("/{channel_id:str}", summary="Rename a channel", responses=error_responses(400, 401, 403, 404, 413))
+    @patch("/{channel_id:str}", summary="Rename a channel", responses=error_responses(400, 401, 403, 404, 413, 429))
     async def rename(
         self,
         channel_id: FromPath[str],
@@ -69,7 +67,10 @@ class ChannelController(Controller):
         return channel_resource(await channels.rename(claims, channel_id, data.name))
 
     @delete(
-        "/{channel_id:str}", summary="Delete a channel", status_code=204, responses=error_responses(400, 401, 403, 404)
+        "/{channel_id:str}",
+        summary="Delete a channel",
+        status_code=204,
+        responses=error_responses(400, 401, 403, 404, 429),
     )
     async def remove(
         self, channel_id: FromPath[str], claims: NamedDependency[Claims], channels: NamedDependency[ChannelService]
@@ -88,7 +89,7 @@ class ChannelController(Controller):
         "/{channel_id:str}/members/{user_id:str}",
         summary="Add a member",
         status_code=204,
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 429),
     )
     async def add_member(
         self,
@@ -104,7 +105,7 @@ class ChannelController(Controller):
         "/{channel_id:str}/members/{user_id:str}",
         summary="Remove a member",
         status_code=204,
-        responses=error_responses(400, 401, 403, 404, 409),
+        responses=error_responses(400, 401, 403, 404, 409, 429),
     )
     async def remove_member(
         self,

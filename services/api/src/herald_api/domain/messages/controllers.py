@@ -18,7 +18,6 @@ from herald_api.domain.messages.schemas import (
 )
 from herald_api.domain.messages.services import MessageService
 from herald_api.openapi import error_responses
-from herald_api.ratelimit import post_rate_limit
 from herald_common.tokens import Claims
 
 
@@ -29,7 +28,6 @@ class MessageController(Controller):
 
     @post(
         "/",
-        guards=[post_rate_limit],
         summary="Send a message",
         status_code=201,
         responses=error_responses(400, 401, 403, 404, 413, 429),
@@ -37,11 +35,12 @@ class MessageController(Controller):
     async def create(
         self, data: JSONBody[CreateMessage], claims: NamedDependency[Claims], messages: NamedDependency[MessageService]
     ) -> MessageResource:
-        """Stores the message and emits `message.sent`. Posting to a channel needs membership."""
+        """Stores the message and emits `message.sent`. Posting to a channel needs membership:
+        a channel the caller may not see is 404, as on every channel route."""
         message = await messages.create(claims, data.content, data.recipient_id, data.channel_id)
         return message_resource(message)
 
-    @get("/", summary="Message history, newest first", responses=error_responses(400, 401, 403, 404))
+    @get("/", summary="Message history, newest first", responses=error_responses(400, 401, 404))
     async def history(
         self,
         claims: NamedDependency[Claims],
@@ -77,7 +76,7 @@ class MessageController(Controller):
         """Visible to its sender, its recipient, members of its channel and admins; else 404."""
         return message_resource(await messages.get(claims, message_id))
 
-    @patch("/{message_id:str}", summary="Edit a message", responses=error_responses(400, 401, 403, 404, 413))
+    @patch("/{message_id:str}", summary="Edit a message", responses=error_responses(400, 401, 403, 404, 413, 429))
     async def update(
         self,
         message_id: FromPath[str],
@@ -89,7 +88,10 @@ class MessageController(Controller):
         return message_resource(await messages.update(claims, message_id, data.content))
 
     @delete(
-        "/{message_id:str}", summary="Delete a message", status_code=204, responses=error_responses(400, 401, 403, 404)
+        "/{message_id:str}",
+        summary="Delete a message",
+        status_code=204,
+        responses=error_responses(400, 401, 403, 404, 429),
     )
     async def remove(
         self, message_id: FromPath[str], claims: NamedDependency[Claims], messages: NamedDependency[MessageService]

@@ -26,6 +26,16 @@ def _not_found(message_id: str) -> HeraldError:
     return HeraldError(ErrorCode.NOT_FOUND, f"message {message_id!r} not found")
 
 
+async def _visible_channel(tx: Transaction, claims: Claims, channel_id: str) -> None:
+    """404 unless the channel exists and the caller may see it (a member, or an admin): a
+    channel one may not see answers exactly like one that does not exist, as on every
+    channel route, so its existence does not leak."""
+    if await tx.channels.get(channel_id) is None or (
+        not claims.is_admin and not await tx.channels.is_member(channel_id, claims.sub)
+    ):
+        raise HeraldError(ErrorCode.NOT_FOUND, f"channel {channel_id!r} not found")
+
+
 def _require_text(content: str) -> str:
     if not content.strip():
         raise HeraldError(ErrorCode.BAD_REQUEST, "content must not be blank")
@@ -59,8 +69,7 @@ class MessageService:
 
         async def store(tx: Transaction) -> None:
             if channel_id is not None:
-                if await tx.channels.get(channel_id) is None:
-                    raise HeraldError(ErrorCode.NOT_FOUND, f"channel {channel_id!r} not found")
+                await _visible_channel(tx, claims, channel_id)
                 if not await tx.channels.is_member(channel_id, claims.sub):
                     raise HeraldError(ErrorCode.FORBIDDEN, "only members may post to this channel")
             await tx.messages.add(message)
@@ -83,6 +92,14 @@ class MessageService:
             raise _not_found(message_id)
         if message.sender_id != claims.sub:
             raise HeraldError(ErrorCode.FORBIDDEN, "only the sender may change or delete a message")
+        # Reading one's own old message survives leaving the channel; writing to it does
+        # not: the change would reach the channel's current members.
+        if (
+            message.channel_id is not None
+            and not claims.is_admin
+            and not await tx.channels.is_member(message.channel_id, claims.sub)
+        ):
+            raise HeraldError(ErrorCode.FORBIDDEN, "only current members of the channel may change its messages")
         return message
 
     async def update(self, claims: Claims, message_id: str, content: str) -> Message:
@@ -135,10 +152,7 @@ class MessageService:
             where = MessageFilter(involving=claims.sub)
         async with self._storage.transaction(read_only=True) as tx:
             if channel_id is not None:
-                if await tx.channels.get(channel_id) is None:
-                    raise HeraldError(ErrorCode.NOT_FOUND, f"channel {channel_id!r} not found")
-                if not claims.is_admin and not await tx.channels.is_member(channel_id, claims.sub):
-                    raise HeraldError(ErrorCode.FORBIDDEN, "only members may read this channel")
+                await _visible_channel(tx, claims, channel_id)
             rows = await tx.messages.page(where, cursor, size + 1)
         if len(rows) > size:
             rows = rows[:size]

@@ -18,6 +18,9 @@ class HistoryItem(msgspec.Struct, kw_only=True, omit_defaults=True):
     event: Annotated[str, Meta(description="Event name (`message.sent`, ...) for events from the api.")] | UnsetType = (
         UNSET
     )
+    publisher: (
+        Annotated[str, Meta(description="The `sub` of who published it, when the stored publication says.")] | UnsetType
+    ) = UNSET
 
 
 class HistoryPage(msgspec.Struct, kw_only=True, rename="camel"):
