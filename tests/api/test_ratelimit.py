@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from herald_api.app import create_app
 from herald_api.ratelimit import RateLimiter
 from tests.api.conftest import auth, make_settings, serving
@@ -79,12 +81,16 @@ async def test_every_mutating_method_shares_the_write_limit(
             assert len(await tx.outbox.pending(100)) == 2  # message.sent, message.updated
 
 
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["fast-path", "litestar"])
 async def test_a_request_is_charged_once_even_if_a_handler_lists_the_guard(
-    tmp_path: Path, database_url: str, unused_nats_url: str
+    tmp_path: Path, database_url: str, unused_nats_url: str, fast_paths: bool
 ) -> None:
-    # POST /api/publish lists the guard itself as well as getting the router's.
-    settings = make_settings(tmp_path, database_url, unused_nats_url, api_post_rate=0.001, api_post_burst=2)
-    async with serving(create_app(settings)) as http:
+    # POST /api/publish lists the guard itself as well as getting the router's; a publisher
+    # token is charged to the publishers' bucket.
+    settings = make_settings(
+        tmp_path, database_url, unused_nats_url, api_publisher_post_rate=0.001, api_publisher_post_burst=2
+    )
+    async with serving(create_app(settings, fast_paths=fast_paths)) as http:
         publisher = auth("p", "publisher")
         codes = [
             (await http.post("/api/publish", json={"topic": "a", "data": i}, headers=publisher)).status_code
