@@ -72,12 +72,13 @@ class NatsSide:
 
     async def attach(self, nc: Client) -> None:
         """Use ``nc`` from now on: make sure the streams exist, read the epoch, listen for revocations."""
+        # All in place before the first await: a reconnect meanwhile already has feeds to catch up.
         self._nc = nc
         self._js = nc.jetstream()
-        await ensure_streams(self._js, self._settings)
         self._stream = TopicsStream(self._js, self._settings.max_replay, self._metrics)
-        await self._stream.refresh_epoch()
         self._feeds = Feeds(nc, self._stream, self._holders, self._settings, self._metrics)
+        await ensure_streams(self._js, self._settings)
+        await self._stream.refresh_epoch()
         await nc.subscribe(REVOKED_SUBJECT, cb=self._revoked)
 
     async def interest_changed(self, pattern: str) -> None:
