@@ -92,7 +92,6 @@ def test_a_recovering_recipient_with_no_parking_space_left_is_slow() -> None:
 
 async def test_gateway_closes_a_slow_consumer_4009_once_and_counts_it() -> None:
     gateway = Gateway(load_settings({}, jwt_secret=SECRET))
-    gateway.epoch = "e"
     outbox = Outbox()  # flushed by the running loop
     fast, fast_ws = subscribed("news.*", "u1", outbox=outbox)
     slow_conn, slow_ws = subscribed("news.*", "u2", max_pending_bytes=200, outbox=outbox)
@@ -101,7 +100,8 @@ async def test_gateway_closes_a_slow_consumer_4009_once_and_counts_it() -> None:
     slow_ws.transport.buffered = 200
     body = b'{"data":{"n":1}}'
     for offset in (1, 2):
-        assert gateway.fan_out("news.*", live_subject("news.a"), {"Nats-Sequence": str(offset)}, body) == 1
+        headers = {"Nats-Sequence": str(offset)}
+        assert gateway.delivery.fan_out("news.*", live_subject("news.a"), headers, body, "e") == 1
     await asyncio.gather(*gateway._tasks)
     await slow_conn.closed()
     assert fast_ws.transport.written and not slow_ws.transport.written

@@ -17,7 +17,7 @@ from types import FrameType
 
 from herald_common.config import ConfigError, load_settings
 from herald_common.runtime import run_service
-from herald_gateway.server import run
+from herald_gateway.service import run
 
 POLL_SECONDS = 0.2
 
