@@ -11,7 +11,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from herald_api.relay import RELAY_LOCK, publish_in_order
+from herald_api.relay import RELAY_LOCK
+from herald_api.relay import publish_in_order as relay_publish
 from herald_api.storage.engine import create_engine
 from herald_api.storage.protocols import OutboxEntry
 from herald_api.storage.sql import SqlStorage
@@ -19,6 +20,14 @@ from herald_common.config import Settings, load_settings
 from herald_common.streams import EVENTS_STREAM, ensure_streams
 
 pytestmark = pytest.mark.integration
+
+
+async def publish_in_order(
+    nc: Client, js: JetStreamContext, entries: list[OutboxEntry]
+) -> tuple[int, Exception | None]:
+    """How many entries the relay's publish stored, and its error."""
+    stored, error = await relay_publish(nc, js, entries)
+    return len(stored), error
 
 
 def entry(n: int, subject: str = "events.test") -> OutboxEntry:
@@ -56,9 +65,11 @@ async def test_events_are_stored_in_order(conn: tuple[Client, JetStreamContext])
 
 
 async def test_nothing_after_a_refused_event_is_sent(conn: tuple[Client, JetStreamContext]) -> None:
-    """e2 goes nowhere (no stream takes its subject): e3 and e4 are not sent after it, so
-    they cannot be stored ahead of it; retried without it, the rest is stored in order."""
-    acked, error = await publish_in_order(*conn, [entry(1), entry(2, "nostream.test"), entry(3), entry(4)])
+    """e2 cannot be published (larger than the server's max_payload): e3 and e4 are not
+    sent after it, so they cannot be stored ahead of it; retried without it, the rest is
+    stored in order."""
+    huge = OutboxEntry(seq=2, event_id="e2", subject="events.test", payload=b"x" * (2 * 1024 * 1024))
+    acked, error = await publish_in_order(*conn, [entry(1), huge, entry(3), entry(4)])
     assert acked == 1
     assert error is not None
     assert await stored(conn[1]) == ["e1"]
@@ -74,12 +85,15 @@ async def test_republishing_stored_events_adds_no_copies(conn: tuple[Client, Jet
 
 
 async def test_rows_for_two_streams_each_reach_theirs_in_order(conn: tuple[Client, JetStreamContext]) -> None:
-    """Domain events and raw topic publications share the outbox; a batch holds one stream's."""
+    """Domain events and raw topic publications share the outbox; a batch holds one stream's,
+    so each stream's rows go out together, in their order, however they interleave."""
     rows = [entry(1), entry(2), entry(3, "topics.t.x"), entry(4, "topics.t.x"), entry(5), entry(6, "topics.t.y")]
-    assert await publish_in_order(*conn, rows) == (6, None)
-    assert await stored(conn[1]) == ["e1", "e2", "e5"]
-    topics = [(await conn[1].get_msg("HERALD_TOPICS", seq)).headers for seq in (1, 2, 3)]
-    assert [h["Nats-Msg-Id"] for h in topics if h is not None] == ["e3", "e4", "e6"]
+    rows += [entry(n, "topics.t.x" if n % 2 else "events.test") for n in range(7, 40)]
+    assert await publish_in_order(*conn, rows) == (len(rows), None)
+    assert await stored(conn[1]) == ["e1", "e2", "e5"] + [f"e{n}" for n in range(8, 40, 2)]
+    topic_ids = ["e3", "e4", "e6"] + [f"e{n}" for n in range(7, 40, 2)]
+    topics = [(await conn[1].get_msg("HERALD_TOPICS", seq)).headers for seq in range(1, len(topic_ids) + 1)]
+    assert [h["Nats-Msg-Id"] for h in topics if h is not None] == topic_ids
 
 
 async def test_relays_sharing_a_database_take_turns(settings: Settings) -> None:
@@ -96,3 +110,12 @@ async def test_relays_sharing_a_database_take_turns(settings: Settings) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_batch_with_an_unpublishable_event_stores_none_of_it(conn: tuple[Client, JetStreamContext]) -> None:
+    rows = [entry(n) for n in range(1, 13)]
+    rows[5] = OutboxEntry(seq=6, event_id="e6", subject="events.test", payload=b"x" * (2 * 1024 * 1024))
+    acked, error = await publish_in_order(*conn, rows)
+    assert acked == 0
+    assert error is not None
+    assert await stored(conn[1]) == []

@@ -10,10 +10,11 @@ draining every pending row, its own and the others'; should two still relay the 
 at once, the ids cover that too, batch or not (see :mod:`herald_common.jsbatch`: a batch
 holding a row the other relay already stored is published again one row at a time).
 
-Rows go out in insertion order as atomic batches of up to 1,000, one batch in flight: a
-batch is stored whole or not at all, so a refused row can never be followed by stored
-later ones, which would reorder every topic downstream. The acknowledged rows are deleted
-together after each batch.
+Each stream's rows go out in insertion order as atomic batches of up to 1,000, one batch
+in flight: a batch is stored whole or not at all, so a refused row can never be followed
+by stored later ones, which would reorder every topic downstream. (Events and raw
+publications are two streams with no order between them: they never share a topic.) The
+acknowledged rows are deleted together after each read of up to 1,000 rows.
 """
 
 from __future__ import annotations
@@ -149,52 +150,43 @@ class OutboxRelay:
                 if recorded == self._recorded:
                     self._backlog = False
                 return total
-            acked, error = await publish_in_order(self._link.client(), self._link.jetstream(), entries)
-            if acked:
-                await self._remove([entry.seq for entry in entries[:acked]])
-                total += acked
-                self.published += acked
+            stored, error = await publish_in_order(self._link.client(), self._link.jetstream(), entries)
+            if stored:
+                await self._remove([entry.seq for entry in stored])
+                total += len(stored)
+                self.published += len(stored)
             if error is not None:
                 raise error
 
 
 async def publish_in_order(
     nc: Client, js: JetStreamContext, entries: list[OutboxEntry]
-) -> tuple[int, Exception | None]:
-    """Publish ``entries`` in order (atomic batches, see :func:`herald_common.jsbatch.publish_in_order`).
+) -> tuple[list[OutboxEntry], Exception | None]:
+    """Publish ``entries``, each stream's in their order (atomic batches, see
+    :func:`herald_common.jsbatch.publish_in_order`).
 
-    Returns how many leading entries JetStream holds now, and the error that stopped the
-    rest (None when all are stored); nothing after a failed entry is stored.
+    Rows hold domain events (``events.*``) and raw topic publications (``topics.*``), two
+    streams with no order between them (a batch goes to one stream): each stream's rows go
+    out as one run, so rows of both interleaved in the outbox still make long batches.
+    Returns the entries JetStream holds now, and the first error that stopped a stream's
+    run (None when all are stored); nothing after a failed entry of that stream is stored.
     """
-    spans: list[Span | None] = []
-    messages: list[Outgoing] = []
+    runs: dict[str, list[tuple[OutboxEntry, Outgoing, Span | None]]] = {}
     for entry in entries:
         headers = {MSG_ID: entry.event_id}
-        spans.append(_start_span(entry, headers) if telemetry.tracing_enabled else None)
-        messages.append(Outgoing(entry.subject, entry.payload, headers))
-    acked = 0
-    error: Exception | None = None
-    # Rows hold domain events (events.*) and raw topic publications (topics.*): a batch
-    # goes to one stream, so each run of one stream goes out on its own, in order.
-    for run in _runs_by_stream(messages):
-        stored, error = await publish_messages(nc, js, run, PUBLISH_TIMEOUT)
-        acked += stored
-        if error is not None:
-            break
-    for index, span in enumerate(spans):
-        _end_span(span, error if index >= acked else None)
-    return acked, error
-
-
-def _runs_by_stream(messages: list[Outgoing]) -> list[list[Outgoing]]:
-    runs: list[list[Outgoing]] = []
-    for message in messages:
-        stream = message.subject.partition(".")[0]
-        if runs and runs[-1][0].subject.partition(".")[0] == stream:
-            runs[-1].append(message)
-        else:
-            runs.append([message])
-    return runs
+        span = _start_span(entry, headers) if telemetry.tracing_enabled else None
+        stream = entry.subject.partition(".")[0]
+        runs.setdefault(stream, []).append((entry, Outgoing(entry.subject, entry.payload, headers), span))
+    stored: list[OutboxEntry] = []
+    first_error: Exception | None = None
+    for run in runs.values():
+        acked, error = await publish_messages(nc, js, [outgoing for _, outgoing, _ in run], PUBLISH_TIMEOUT)
+        for index, (entry, _, span) in enumerate(run):
+            _end_span(span, error if index >= acked else None)
+            if index < acked:
+                stored.append(entry)
+        first_error = first_error or error
+    return stored, first_error
 
 
 def _start_span(entry: OutboxEntry, headers: dict[str, str]) -> Span:
