@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.postgres import ENV as POSTGRES_ENV
-from tests.support.postgres import PostgresUnavailable, in_ci, throwaway_postgres
+from tests.support.postgres import PostgresUnavailableError, in_ci, throwaway_postgres
 from tests.support.procs import NatsServer, running_nats
 
 
@@ -34,7 +34,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with throwaway_postgres() as url:
             yield url
-    except PostgresUnavailable as exc:
+    except PostgresUnavailableError as exc:
         reason = f"PostgreSQL NOT TESTED: no {POSTGRES_ENV} and no throwaway cluster: {exc}"
         if in_ci():
             pytest.fail(reason)

@@ -24,7 +24,7 @@ ENV = "TEST_POSTGRES_URL"
 SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "postgres.sh"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailableError(RuntimeError):
     """No PostgreSQL could be found or started."""
 
 
@@ -47,7 +47,9 @@ def throwaway_postgres() -> Iterator[str]:
             check=False,
         )
         if done.returncode != 0 or not done.stdout.strip():
-            raise PostgresUnavailable(f"{SCRIPT.name} exited with {done.returncode}: {done.stderr.strip()[-2000:]}")
+            raise PostgresUnavailableError(
+                f"{SCRIPT.name} exited with {done.returncode}: {done.stderr.strip()[-2000:]}"
+            )
         yield done.stdout.strip().splitlines()[-1]
     finally:
         stop = stop_path.read_text().strip() if stop_path.exists() else ""
