@@ -726,7 +726,7 @@ def running_stack(nats: NatsServer | NatsCluster, root: Path, apis: int, env: di
     stack = Stack(nats=nats, root=root)
     try:
         for i in range(apis):
-            stack.start_api(i, **env)
+            stack.start_api_process(i, env)
         stack.start_bridge(**env)
         stack.start_gateway(**env)
         stack.start_gateway(**env)
@@ -739,7 +739,7 @@ def sigkill_and_restart_api(stack: Stack, index: int, env: dict[str, str], outag
     outage = Outage(index, time.monotonic())
     outages.append(outage)
     stack.apis[index].service.kill()
-    stack.start_api(index, **env)
+    stack.start_api_process(index, env)
     outage.end = time.monotonic()
 
 

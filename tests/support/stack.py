@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +76,11 @@ class Stack:
             **extra,
         }
 
-    def start_api(self, index: int = 0, **extra: str) -> Service:
+    def start_api(self, **extra: str) -> Service:
+        """Start (or start again) the first api, on ``api_port``, and wait until it is ready."""
+        return self.start_api_process(0, extra)
+
+    def start_api_process(self, index: int, extra: Mapping[str, str]) -> Service:
         """Start api number ``index`` (again, on the same port, if it ran before) and wait
         until it is ready. Api 0 listens on ``api_port``; the others on ports of their own."""
         if index < len(self.apis):
