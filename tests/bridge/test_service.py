@@ -117,23 +117,27 @@ def test_bridge_sigkilled_mid_stream_then_restarted_with_a_standby_loses_nothing
 ) -> None:
     env = {"HERALD_NATS_URL": nats_server.url, "HERALD_DATA_DIR": str(tmp_path), "HERALD_BRIDGE_LEASE": "2"}
     first = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge1.log")
-    first.start()
-    # Fewer events than a topic keeps (HERALD_HISTORY_SIZE, 1000), so all can be compared.
-    ids, (stored, published) = asyncio.run(_publish_and_kill_mid_stream(nats_server.url, first, 600, "r-kill"))
-    print(f"SIGKILL with {stored} topic messages stored for {published} events (3 each)")
-    # The same bridge restarted, and a standby next to it: they take turns by batch.
-    first.start()
     second = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge2.log")
-    second.start()
-    more = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
-    expected = ids + more
-    deadline = time.monotonic() + 30
-    got: list[str] = []
-    while time.monotonic() < deadline:
-        got = asyncio.run(_topic_ids(nats_server.url, "messages.user.r-kill"))
-        if len(got) >= len(expected):
-            break
-        time.sleep(0.5)
-    assert first.stop() == 0, first.logs()
-    assert second.stop() == 0, second.logs()
-    assert got == expected, f"{len(got)} stored, {len(set(got))} distinct, {len(expected)} expected"
+    first.start()
+    try:
+        # Fewer events than a topic keeps (HERALD_HISTORY_SIZE, 1000), so all can be compared.
+        ids, (stored, published) = asyncio.run(_publish_and_kill_mid_stream(nats_server.url, first, 600, "r-kill"))
+        print(f"SIGKILL with {stored} topic messages stored for {published} events (3 each)")
+        # The same bridge restarted, and a standby next to it: they take turns by batch.
+        first.start()
+        second.start()
+        more = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
+        expected = ids + more
+        deadline = time.monotonic() + 30
+        got: list[str] = []
+        while time.monotonic() < deadline:
+            got = asyncio.run(_topic_ids(nats_server.url, "messages.user.r-kill"))
+            if len(got) >= len(expected):
+                break
+            time.sleep(0.5)
+        assert first.stop() == 0, first.logs()
+        assert second.stop() == 0, second.logs()
+        assert got == expected, f"{len(got)} stored, {len(set(got))} distinct, {len(expected)} expected"
+    finally:
+        first.stop()
+        second.stop()

@@ -469,6 +469,11 @@ class LoadProcess:
         self._proc.join(10)
         return result
 
+    def kill(self) -> None:
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(10)
+
 
 @dataclass
 class Fault:
@@ -615,6 +620,8 @@ def scenario_timeout(fault_seconds: list[float]) -> float:
 
 
 def run_scenario(stack: Stack, faults: list[Fault], outages: list[Outage]) -> None:
+    """Subscribers, load and faults on ``stack``; fails on any loss, duplicate, reordering or
+    foreign frame, and on any tolerated event beyond its bound."""
     world = setup_world(stack)
 
     def gateway_urls() -> list[str]:
@@ -622,6 +629,23 @@ def run_scenario(stack: Stack, faults: list[Fault], outages: list[Outage]) -> No
         return alive or [stack.gateways[-1].url]
 
     subscribers = [Subscriber(u, world, gateway_urls) for u in world.users]
+    runner = LoadProcess(world, [a.port for a in stack.apis], RATE, CLIENTS)
+    try:
+        _scenario(stack, world, subscribers, runner, faults, outages)
+    finally:  # nothing of a failed run may linger into the next test
+        for s in subscribers:
+            s.stop.set()
+        runner.kill()
+
+
+def _scenario(
+    stack: Stack,
+    world: World,
+    subscribers: list[Subscriber],
+    runner: LoadProcess,
+    faults: list[Fault],
+    outages: list[Outage],
+) -> None:
     for s in subscribers:
         s.start()
     deadline = time.monotonic() + 30
@@ -629,7 +653,6 @@ def run_scenario(stack: Stack, faults: list[Fault], outages: list[Outage]) -> No
         time.sleep(0.05)
     assert all(len(s.subscribed) == 3 for s in subscribers), [(s.user, s.subscribed, s.violations) for s in subscribers]
 
-    runner = LoadProcess(world, [a.port for a in stack.apis], RATE, CLIENTS)
     plan = [Fault("steady", lambda: None), *faults]
     phases: list[PhaseStats] = []
     runner.start()
