@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +27,6 @@ from herald_common.streams import EVENTS_STREAM
 from herald_common.tokens import issue_token
 from tests.support.procs import free_port
 
-POSTGRES_ENV = "TEST_POSTGRES_URL"
 SECRET = "api-test-secret-of-at-least-32-bytes-long"
 
 
@@ -42,12 +40,11 @@ async def _reset_postgres(url: str) -> None:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database: a SQLite file in tmp_path, or the TEST_POSTGRES_URL database."""
+    """A fresh, empty database: a SQLite file in tmp_path, or the session's PostgreSQL
+    (``TEST_POSTGRES_URL`` or a throwaway cluster, see tests/support/postgres.py)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'db' / 'herald.db'}"
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"PostgreSQL NOT TESTED: set {POSTGRES_ENV} (export {POSTGRES_ENV}=$(.ci/postgres.sh))")
+    url: str = request.getfixturevalue("postgres_url")
     await _reset_postgres(url)
     return url
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
 from pathlib import Path
 
@@ -74,29 +73,71 @@ async def _topic_ids(nats_url: str, topic: str) -> list[str]:
         await nc.close()
 
 
-def test_bridge_killed_and_restarted_loses_nothing_and_keeps_order(nats_server: NatsServer, tmp_path: Path) -> None:
+async def _publish_and_kill_mid_stream(
+    nats_url: str, bridge: Service, count: int, recipient: str
+) -> tuple[list[str], tuple[int, int]]:
+    """Publish ``count`` events and SIGKILL ``bridge`` while it is part-way through them.
+
+    Returns the event ids and the evidence: (topic messages the bridge had stored, events
+    published) read just before the kill; each event here belongs on three topics, so fewer
+    than three per event means the bridge had a backlog when it died.
+    """
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, load_settings({}))
+    ids: list[str] = []
+    evidence: tuple[int, int] | None = None
+
+    async def stored() -> int:
+        return int((await js.stream_info(TOPICS_STREAM)).state.messages)
+
+    try:
+        for i in range(count):
+            ev = new_event(MESSAGE_SENT, {"id": f"m{i}", "senderId": "sender", "recipientId": recipient, "n": i})
+            await js.publish(ev.subject, encode_event(ev), headers={"Nats-Msg-Id": ev.id})
+            ids.append(ev.id)
+            if i == 50:  # the bridge must be at work before it can be caught mid-stream
+                for _ in range(400):  # up to 20 s
+                    if await stored() >= 3:
+                        break
+                    await asyncio.sleep(0.05)
+            if evidence is None and i > 50 and i % 10 == 0:
+                done = await stored()
+                if 30 <= done < 3 * len(ids):
+                    bridge.kill()
+                    evidence = (done, len(ids))
+    finally:
+        await nc.close()
+    assert evidence is not None, "the bridge never published while events were arriving"
+    return ids, evidence
+
+
+def test_bridge_sigkilled_mid_stream_then_restarted_with_a_standby_loses_nothing_and_keeps_order(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
     env = {"HERALD_NATS_URL": nats_server.url, "HERALD_DATA_DIR": str(tmp_path), "HERALD_BRIDGE_LEASE": "2"}
     first = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge1.log")
-    first.start()
-    ids = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
-    time.sleep(0.2)
-    first.signal(signal.SIGKILL)
-    assert first.proc is not None
-    first.proc.wait(10)
-    # A second bridge running alongside a restarted first one: they take turns by batch.
     second = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge2.log")
-    second.start()
-    third = Service("bridge", {**env, "HERALD_BRIDGE_METRICS_PORT": str(free_port())}, tmp_path / "bridge3.log")
-    third.start()
-    more = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
-    expected = ids + more
-    deadline = time.monotonic() + 30
-    got: list[str] = []
-    while time.monotonic() < deadline:
-        got = asyncio.run(_topic_ids(nats_server.url, "messages.user.r-kill"))
-        if len(got) >= len(expected):
-            break
-        time.sleep(0.5)
-    assert second.stop() == 0, second.logs()
-    assert third.stop() == 0, third.logs()
-    assert got == expected, f"{len(got)} stored, {len(set(got))} distinct, {len(expected)} expected"
+    first.start()
+    try:
+        # Fewer events than a topic keeps (HERALD_HISTORY_SIZE, 1000), so all can be compared.
+        ids, (stored, published) = asyncio.run(_publish_and_kill_mid_stream(nats_server.url, first, 600, "r-kill"))
+        print(f"SIGKILL with {stored} topic messages stored for {published} events (3 each)")
+        # The same bridge restarted, and a standby next to it: they take turns by batch.
+        first.start()
+        second.start()
+        more = asyncio.run(_publish_events(nats_server.url, 300, "r-kill"))
+        expected = ids + more
+        deadline = time.monotonic() + 30
+        got: list[str] = []
+        while time.monotonic() < deadline:
+            got = asyncio.run(_topic_ids(nats_server.url, "messages.user.r-kill"))
+            if len(got) >= len(expected):
+                break
+            time.sleep(0.5)
+        assert first.stop() == 0, first.logs()
+        assert second.stop() == 0, second.logs()
+        assert got == expected, f"{len(got)} stored, {len(set(got))} distinct, {len(expected)} expected"
+    finally:
+        first.stop()
+        second.stop()

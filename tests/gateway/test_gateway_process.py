@@ -44,7 +44,7 @@ def gateway_env() -> dict[str, str]:
 
 @pytest.fixture
 def gateway(nats_server: NatsServer, tmp_path: Path, gateway_env: dict[str, str]) -> Iterator[Running]:
-    with gateway_process(nats_server.url, tmp_path, SECRET, HERALD_AUTH_TIMEOUT="1", **gateway_env) as gw:
+    with gateway_process(nats_server.url, tmp_path, SECRET, HERALD_AUTH_TIMEOUT="3", **gateway_env) as gw:
         yield Running(gw.service, gw.ws_url, gw.http_url, nats_server.url)
 
 
@@ -299,7 +299,7 @@ async def test_no_task_leaks_after_many_connections(gateway: Running) -> None:
             await ws.send(json.dumps({"type": "subscribe", "topic": "messages.channel.c1"}))
             await recv(ws)  # no api answers the membership question: an error after a timeout
         await ws.close()
-    for _ in range(100):
+    for _ in range(300):
         text = http_get(gateway.http_url + "/metrics")[1]
         if metric(text, "herald_gateway_connections") == 0 and metric(text, "herald_gateway_tasks") <= before:
             break

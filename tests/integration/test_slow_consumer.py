@@ -25,7 +25,10 @@ READERS = 20
 PAYLOAD = 16 * 1024
 RATE = 300  # messages/s
 SECONDS = 8
-MAX_PENDING = 256 * 1024
+# The well-behaved readers share this one Python process: at RATE x PAYLOAD, 1 MiB lets a
+# reader stall ~200 ms (which a loaded machine does) before it would count as slow. 256 KiB
+# (~50 ms) cut good readers now and then.
+MAX_PENDING = 1024 * 1024
 
 
 def rss_kib(pid: int) -> int:
@@ -35,42 +38,47 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def reader(url: str, user: str, latencies: list[float], stop: asyncio.Event) -> int:
+async def reader(url: str, user: str, latencies: list[float], subscribed: asyncio.Event) -> int:
+    """Counts the messages (their latencies land in ``latencies``) until the end marker,
+    published after all of them."""
     async with websockets.connect(url, max_size=None) as ws:
         await ws.send(json.dumps({"type": "auth", "token": token(user, topics=["slow.**"])}))
         assert json.loads(await ws.recv())["type"] == "auth_success"
         await ws.send(json.dumps({"type": "subscribe", "topic": "slow.feed"}))
         assert json.loads(await ws.recv())["type"] == "subscribed"
-        count = 0
+        subscribed.set()
         last: int | None = None
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 1)
-            except TimeoutError:
-                continue
-            msg = json.loads(raw)
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == "message" and msg["data"].get("end"):
+                return len(latencies)
             if msg["type"] == "message":
                 latencies.append(time.time() - msg["data"]["t"])
                 assert last is None or msg["offset"] == last + 1, f"{user}: {msg['offset']} after {last}"
                 last = msg["offset"]
-                count += 1
-        return count
 
 
 async def scenario(stack: Stack, nats_url: str) -> None:
     gw = stack.gateways[0]
     assert gw.service.proc is not None
     pid = gw.service.proc.pid
-    stop = asyncio.Event()
     latencies: list[list[float]] = [[] for _ in range(READERS)]
-    readers = [asyncio.create_task(reader(gw.url, f"r{i}", latencies[i], stop)) for i in range(READERS)]
+    ready = [asyncio.Event() for _ in range(READERS)]
+    readers = [asyncio.create_task(reader(gw.url, f"r{i}", latencies[i], ready[i])) for i in range(READERS)]
 
     slow = await RawClient.connect("127.0.0.1", gw.port, rcvbuf=4096)
     await slow.send_raw(
         frame(OP_TEXT, json.dumps({"type": "auth", "token": token("slowpoke", topics=["slow.**"])}).encode())
     )
     await slow.send_raw(frame(OP_TEXT, json.dumps({"type": "subscribe", "topic": "slow.feed"}).encode()))
-    await asyncio.sleep(1)  # everyone subscribed; from now on the slow client reads nothing
+    answers: list[str] = []
+    while len(answers) < 2:  # auth_success, then subscribed
+        opcode, data = await slow.read_frame(timeout=10)
+        assert opcode == OP_TEXT, (opcode, data)
+        answers.append(json.loads(data)["type"])
+    assert answers == ["auth_success", "subscribed"], answers
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
+    # Everyone is subscribed; from now on the slow client reads nothing.
     rss_before = rss_kib(pid)
 
     nc = await nats.connect(nats_url)
@@ -87,10 +95,11 @@ async def scenario(stack: Stack, nats_url: str) -> None:
         if sent % 50 == 0:
             rss_peak = max(rss_peak, rss_kib(pid))
         await asyncio.sleep(max(0.0, started + sent / RATE - time.monotonic()))
+    # A fence rather than a pause: once a reader has the end marker it has had everything
+    # published before it, or never will.
+    await js.publish("topics.slow.feed", json.dumps({"data": {"end": True}}).encode())
     await nc.close()
-    await asyncio.sleep(1)
-    stop.set()
-    counts = await asyncio.gather(*readers)
+    counts = await asyncio.wait_for(asyncio.gather(*readers), 60)
 
     # Now the slow client reads what the kernel held for it: the connection must end. A close
     # frame (4009) gets through only if it fits behind the data the client never read;
@@ -119,8 +128,8 @@ async def scenario(stack: Stack, nats_url: str) -> None:
     assert code == 4009 or (code is None and ended)
     assert all(c == sent for c in counts), "a well-behaved reader lost messages"
     # Generous bounds: the failure modes are seconds of stall and memory growing with the
-    # ~40 MB pushed at the slow client, not milliseconds.
-    assert p99 < 1.0
+    # ~40 MB pushed at the slow client, not milliseconds (and the machine may be shared).
+    assert p99 < 2.0
     assert growth < 32 * 1024
 
 

@@ -93,6 +93,13 @@ class NatsServer:
                 self.proc.wait()
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush; what an fsync'd write survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.store, ignore_errors=True)
@@ -175,6 +182,17 @@ class Service:
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL and reap: the process gets no chance to finish anything it was doing."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, wait, and return the exit code (None if it had to be killed)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +38,25 @@ class Gateway:
 
 
 @dataclass
+class Api:
+    service: Service
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
 class Stack:
+    """Herald's processes on loopback. ``api``/``api_url`` are the first api; more api
+    processes (``start_api(index=1)``, against the same database) serve side by side."""
+
     nats: Nats
     root: Path
     api_port: int = field(default_factory=free_port)
     api: Service | None = None
+    apis: list[Api] = field(default_factory=list)
     bridge: Service | None = None
     bridge_metrics_port: int = field(default_factory=free_port)
     gateways: list[Gateway] = field(default_factory=list)
@@ -63,10 +77,28 @@ class Stack:
         }
 
     def start_api(self, **extra: str) -> Service:
-        self.api = Service("api", self.env("api", **extra), self.root / "api.log")
-        self.api.start()
-        wait_http_ok(f"{self.api_url}/readyz", proc=self.api.proc)
-        return self.api
+        """Start (or start again) the first api, on ``api_port``, and wait until it is ready."""
+        return self.start_api_process(0, extra)
+
+    def start_api_process(self, index: int, extra: Mapping[str, str]) -> Service:
+        """Start api number ``index`` (again, on the same port, if it ran before) and wait
+        until it is ready. Api 0 listens on ``api_port``; the others on ports of their own."""
+        if index < len(self.apis):
+            port = self.apis[index].port
+        else:
+            assert index == len(self.apis), "start api processes in order"
+            port = self.api_port if index == 0 else free_port()
+        name = "api.log" if index == 0 else f"api{index}.log"
+        service = Service("api", self.env("api", **{**extra, "HERALD_API_PORT": str(port)}), self.root / name)
+        service.start()
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", proc=service.proc)
+        if index < len(self.apis):
+            self.apis[index] = Api(service, port)
+        else:
+            self.apis.append(Api(service, port))
+        if index == 0:
+            self.api = service
+        return service
 
     def start_bridge(self, **extra: str) -> Service:
         env = self.env("bridge", HERALD_BRIDGE_METRICS_PORT=str(self.bridge_metrics_port), **extra)
@@ -88,13 +120,13 @@ class Stack:
     def stop(self) -> None:
         for gw in self.gateways:
             gw.service.stop()
-        for svc in (self.api, self.bridge):
+        for svc in [*(a.service for a in self.apis), self.bridge]:
             if svc is not None:
                 svc.stop()
 
     def logs(self) -> str:
         parts = []
-        for svc in [self.api, self.bridge, *(g.service for g in self.gateways)]:
+        for svc in [*(a.service for a in self.apis), self.bridge, *(g.service for g in self.gateways)]:
             if svc is not None:
                 parts.append(f"--- {svc.log_path.name}\n{svc.logs()[-4000:]}")
         return "\n".join(parts)
