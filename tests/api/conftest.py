@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from herald_api.app import create_app
+from herald_api.fastpath import producer_routes
 from herald_api.storage.engine import create_engine
 from herald_api.storage.protocols import Storage
 from herald_api.storage.sql import SqlStorage
@@ -108,7 +109,7 @@ async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
         waiter.cancel()
         task.result()
     try:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # litestar types its scope narrower
+        transport = httpx.ASGITransport(app=producer_routes(app))  # type: ignore[arg-type]  # litestar types its scope narrower
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
     finally:

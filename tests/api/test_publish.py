@@ -172,3 +172,11 @@ async def test_a_publication_says_who_published_it(client: httpx.AsyncClient, ap
     async with storage.transaction() as tx:
         entries = await tx.outbox.pending(10)
     assert [decode_publication(entry.payload).publisher for entry in entries] == ["svc-7", "svc-7"]
+
+
+async def test_publishes_are_counted_under_their_route(client: httpx.AsyncClient) -> None:
+    for body in ({"topic": "a", "data": 1}, {"topic": "a..b", "data": 1}):
+        await client.post("/api/publish", json=body, headers=auth("s", "publisher"))
+    metrics = (await client.get("/metrics")).text
+    assert 'herald_api_requests_total{method="POST",route="/api/publish",status="202"} 1.0' in metrics
+    assert 'herald_api_requests_total{method="POST",route="/api/publish",status="400"} 1.0' in metrics

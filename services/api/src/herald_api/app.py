@@ -27,7 +27,6 @@ from herald_api.domain.system.controllers import SystemController
 from herald_api.domain.topics.controllers import TopicController
 from herald_api.domain.topics.services import TopicService
 from herald_api.errors import EXCEPTION_HANDLERS
-from herald_api.fastpath import fast_path_middleware
 from herald_api.membership import MembershipResponder
 from herald_api.metrics import ApiMetrics, metrics_middleware
 from herald_api.natslink import NatsLink
@@ -68,8 +67,9 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
     """The api application. Its lifespan migrates the database, then starts the NATS link,
     the outbox relay and the membership responder; it stops them on shutdown.
 
-    ``fast_paths=False`` serves the producer routes through litestar's handlers instead of
-    :mod:`herald_api.fastpath` (the tests check that both answer alike).
+    Serve it through :func:`herald_api.fastpath.producer_routes`; with ``fast_paths=False``
+    that serves the producer routes through litestar's handlers too (the tests check that
+    both answer alike).
     """
     storage = SqlStorage(create_engine(settings))
     link = NatsLink(settings)
@@ -121,6 +121,7 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
             "channel_service": ChannelService(storage, relay.wake),
             "publish_service": PublishService(writes, relay.wake, direct),
             "direct_publisher": direct,
+            "fast_paths": fast_paths,
             "topic_service": TopicService(storage, TopicHistory(link), settings.page_limit_max),
         }
     )
@@ -130,7 +131,7 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
         state=state,
         exception_handlers=EXCEPTION_HANDLERS,
         # Tracing outermost, so the request span is current in everything else.
-        middleware=[tracing_middleware, metrics_middleware, *([fast_path_middleware] if fast_paths else [])],
+        middleware=[tracing_middleware, metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         request_class=HeraldRequest,
         cors_config=cors_config(settings),

@@ -1,26 +1,27 @@
 """The producer routes without litestar's per-request machinery.
 
 ``POST /api/publish`` (and ``/batch``) and ``POST /api/messages`` are what producers call
-thousands of times a second, and litestar's
-generic request handling (a ``Request`` object, guards, dependency resolution in task
-groups, signature models, response objects) cost several times the work the route itself
-does. Here the same steps run as plain calls: the same token check and cache
+thousands of times a second, and litestar's generic request handling (its app and router
+layers, a ``Request`` object, guards, dependency resolution in task groups, signature
+models, response objects) cost several times the work the route itself does. Here, in
+front of litestar, the same steps run as plain calls: the same token check and cache
 (:func:`herald_api.auth.verified_claims`), the same rate limit
-(:func:`herald_api.ratelimit.check_write_rate`), the same body limit, the same msgspec
-schemas, the same service methods and the same error table. Routing, the exception
-handlers and the metrics and tracing middlewares are still litestar's: this middleware
-sits after routing and answers the routes it knows; every other request, and these routes
-when the app is built with ``fast_paths=False``, go through litestar as usual. The
-litestar handlers of these routes stay the documented reference (OpenAPI) and the tests
-run against both.
+(:func:`herald_api.ratelimit.check_write_rate`), the same body and depth limits, the same
+msgspec schemas, the same service methods, the same error bodies, the same metrics and
+access lines (:func:`herald_api.metrics.record_request`). Every other request goes to
+litestar. Litestar's handlers of these routes stay the documented reference (OpenAPI) and
+the tests run against both.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -30,10 +31,16 @@ from herald_api.domain.messages.schemas import CreateMessage, message_resource
 from herald_api.domain.messages.services import MessageService
 from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, PublishAccepted, PublishRequest
 from herald_api.domain.publish.services import PublishService
+from herald_api.errors import ErrorBody
+from herald_api.metrics import record_request
 from herald_api.ratelimit import check_write_rate
+from herald_common import telemetry
+from herald_common.config import Settings
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.jsondepth import check_json_depth
 from herald_common.tokens import Claims
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[State, Claims, bytes], Awaitable[msgspec.Struct]]
 
@@ -73,7 +80,7 @@ async def _publish_batch(state: State, claims: Claims, body: bytes) -> msgspec.S
     return BatchAccepted(event_ids=await service.publish_batch(claims, items))
 
 
-#: (method, route template) → handler and its success status.
+#: (method, path) → handler and its success status.
 ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
     ("POST", "/api/publish"): (_publish, 202),
     ("POST", "/api/publish/batch"): (_publish_batch, 202),
@@ -104,27 +111,37 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def fast_path_middleware(app: ASGIApp) -> ASGIApp:
-    """Answer :data:`ROUTES` directly; pass everything else on to litestar."""
+def producer_routes(app: Litestar) -> ASGIApp:
+    """The api's ASGI application: :data:`ROUTES` answered here, everything else by ``app``.
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        route = (
-            ROUTES.get((scope.get("method", ""), scope.get("path_template", "")))
-            if scope["type"] == ScopeType.HTTP
-            else None
-        )
+    Litestar serves these routes too (its handlers document them in the OpenAPI) and does
+    so when the app was built with ``fast_paths=False``, while tracing is on (its request
+    spans) and when CORS is configured (its CORS headers).
+    """
+    state = app.state
+    settings: Settings = state.settings
+    enabled = bool(state.fast_paths) and not settings.cors_origins
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        route = None
+        method = ""
+        if enabled and scope["type"] == ScopeType.HTTP and not telemetry.tracing_enabled:
+            method = scope["method"]
+            route = ROUTES.get((method, scope["path"]))
         if route is None:
             await app(scope, receive, send)
             return
+        started = time.perf_counter()
         handler, status = route
-        state: State = scope["litestar_app"].state
-        token = parse_bearer(_header(scope, b"authorization"))
-        claims = await verified_claims(state.verified_tokens, state.verifier, token)
-        # Where litestar's guard keeps them, for the access line.
-        scope.setdefault("state", {})[CLAIMS_KEY] = claims
-        check_write_rate(state, token, claims)
-        body = await _read_body(receive, state.settings.max_body_bytes)
-        payload = _encoder.encode(await handler(state, claims, body))
+        try:
+            payload = await _answer(handler, state, scope, receive)
+        except HeraldError as exc:
+            status = exc.code.http_status
+            payload = _encoder.encode(ErrorBody(code=exc.code.value, message=exc.message))
+        except Exception:
+            log.exception("unhandled error")
+            status = 500
+            payload = _encoder.encode(ErrorBody(code=ErrorCode.INTERNAL.value, message="internal error"))
         start: HTTPResponseStartEvent = {
             "type": "http.response.start",
             "status": status,
@@ -133,5 +150,16 @@ def fast_path_middleware(app: ASGIApp) -> ASGIApp:
         await send(start)
         end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
         await send(end)
+        record_request(state, scope, method, scope["path"], status, started)
 
-    return middleware
+    return asgi
+
+
+async def _answer(handler: Handler, state: State, scope: Scope, receive: Receive) -> bytes:
+    token = parse_bearer(_header(scope, b"authorization"))
+    claims = await verified_claims(state.verified_tokens, state.verifier, token)
+    # Where litestar's guard keeps them, for the access line.
+    scope.setdefault("state", {})[CLAIMS_KEY] = claims
+    check_write_rate(state, token, claims)
+    body = await _read_body(receive, state.settings.max_body_bytes)
+    return _encoder.encode(await handler(state, claims, body))

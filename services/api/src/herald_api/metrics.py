@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -49,6 +50,28 @@ class ApiMetrics:
         self.nats_connected = Gauge("herald_api_nats_connected", "1 while connected to NATS.", registry=self.registry)
 
 
+def record_request(state: State, scope: Scope, method: str, route: str, status: int, started: float) -> None:
+    """Count and time one request; with HERALD_ACCESS_LOG also write its access line."""
+    metrics: ApiMetrics = state.metrics
+    metrics.requests.labels(method, route, str(status)).inc()
+    elapsed = time.perf_counter() - started
+    metrics.latency.labels(method, route).observe(elapsed)
+    if state.settings.access_log:
+        claims = scope.get("state", {}).get(CLAIMS_KEY)
+        client = scope.get("client")
+        access_log.info(
+            "request",
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "client_ip": client[0] if client else None,
+                "user": getattr(claims, "sub", None),
+            },
+        )
+
+
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Count and time each request under its route template (never the raw path), and with
     HERALD_ACCESS_LOG write one access line: method, route, status, duration, client, user."""
@@ -57,7 +80,6 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        metrics: ApiMetrics = scope["litestar_app"].state.metrics
         started = time.perf_counter()
         respond = ResponseStatus(send)
         try:
@@ -66,24 +88,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             respond.status = status_of(exc)
             raise
         finally:
-            route = route_of(scope)
             method = str(scope.get("method", "-"))
-            metrics.requests.labels(method, route, str(respond.status)).inc()
-            elapsed = time.perf_counter() - started
-            metrics.latency.labels(method, route).observe(elapsed)
-            if scope["litestar_app"].state.settings.access_log:
-                claims = scope.get("state", {}).get(CLAIMS_KEY)
-                client = scope.get("client")
-                access_log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": respond.status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "client_ip": client[0] if client else None,
-                        "user": getattr(claims, "sub", None),
-                    },
-                )
+            record_request(scope["litestar_app"].state, scope, method, route_of(scope), respond.status, started)
 
     return middleware

@@ -10,6 +10,7 @@ from collections.abc import Generator
 import uvicorn
 
 from herald_api.app import create_app
+from herald_api.fastpath import producer_routes
 from herald_api.httphead import bounded_head_protocol
 from herald_common.config import Settings
 
@@ -29,7 +30,7 @@ class _Server(uvicorn.Server):
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down gracefully and return."""
     config = uvicorn.Config(
-        create_app(settings),
+        producer_routes(create_app(settings)),
         host=settings.api_host,
         port=settings.api_port,
         http=bounded_head_protocol(settings.api_max_header_bytes),
