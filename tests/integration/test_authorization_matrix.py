@@ -68,9 +68,9 @@ def test_authorization_matrix(stack: Stack) -> None:
             assert r.status_code == 201, r.text
             sent.append((r.json()["id"], ["messages", *topics]))
 
-        # B may not post into A's channel.
+        # B may not post into A's channel, and is not told that it exists.
         r = stack.post("/api/messages", {"content": "intrude", "channelId": channel}, token(b))
-        assert r.status_code == 403
+        assert r.status_code == 404
 
         for (user, pattern), c in sockets.items():
             expected = sorted((mid, t) for mid, topics in sent for t in topics if matches(pattern, t))
