@@ -75,7 +75,7 @@ class Config:
     producer_seconds: float = 4.0
     producer_clients: int = 2
     #: keep-alive connections each load process POSTs over
-    post_connections: int = 32
+    post_connections: int = 64
     quick: bool = False
 
     def replace(self, **changes: object) -> Config:
