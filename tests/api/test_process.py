@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from herald_common.tokens import issue_token
 from tests.support.procs import clean_env, free_port, wait_http_ok
 
 pytestmark = pytest.mark.integration
@@ -142,6 +144,72 @@ def test_request_heads_past_the_limit_are_431_and_preflights_need_no_token(tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
+    output = (tmp_path / "api.log").read_text()
+    assert "Traceback" not in output, output
+
+
+PUBLISHES = 'herald_api_requests_total{method="POST",route="/api/publish",status="202"} '
+
+
+def _publishes_answered(base: str) -> int:
+    """The accepted publishes counted by the worker that answers this scrape."""
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(PUBLISHES):
+                return int(float(line.removeprefix(PUBLISHES)))
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_api_workers_share_the_port_and_stop_together(tmp_path: Path, nats_url: str) -> None:
+    """HERALD_API_WORKERS=2: two api processes on one port (SO_REUSEPORT), both serving
+    publishes; SIGTERM stops both and the supervisor exits 0."""
+    port = free_port()
+    env = clean_env(
+        {
+            "HERALD_API_PORT": str(port),
+            "HERALD_API_WORKERS": "2",
+            "HERALD_NATS_URL": nats_url,
+            "HERALD_DATA_DIR": str(tmp_path / "data"),
+            "HERALD_JWT_SECRET": "process-test-secret-of-at-least-32-bytes",
+        }
+    )
+    log = (tmp_path / "api.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "herald_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http_ok(base + "/readyz", proc=proc)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        for pid in workers:
+            assert Path(f"/proc/{pid}").exists()
+        token = issue_token("process-test-secret-of-at-least-32-bytes", "app", roles=["publisher"])
+        for n in range(40):
+            request = urllib.request.Request(
+                base + "/api/publish",
+                data=json.dumps({"topic": "workers.t", "data": n}).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 202
+        # Each worker answers /metrics for itself (new connections land on either): both
+        # served publishes, and their counts add up to all of them.
+        seen = {_publishes_answered(base) for _ in range(40)}
+        assert len(seen) == 2, seen
+        assert sum(seen) == 40
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/status").read_text().find("zombie") >= 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         log.close()
     output = (tmp_path / "api.log").read_text()
     assert "Traceback" not in output, output

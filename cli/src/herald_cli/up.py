@@ -20,8 +20,6 @@ deployments use per-service credentials and TLS (docs/security.md).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import shutil
@@ -31,7 +29,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -39,7 +36,7 @@ from urllib.parse import urlsplit
 
 from herald_common.config import DEV_JWT_SECRET, ConfigError, Settings, load_settings
 from herald_common.logs import setup_logging
-from herald_common.runtime import DEV_SECRET_NOTED_ENV, busy_listener, port_taken
+from herald_common.runtime import DEV_SECRET_NOTED_ENV, busy_listener, die_with_parent, port_taken
 from herald_common.tokens import issue_token
 
 log = logging.getLogger("herald.up")
@@ -76,28 +73,6 @@ def _check_free(settings: Settings, nats_host: str, nats_port: int) -> None:
             raise UpError(busy)
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGTERM when the supervisor dies, however it dies.
-
-    Linux only (prctl); elsewhere children are stopped only by a supervisor still alive to
-    do it. If the supervisor died between fork and prctl, the child exits at once.
-    """
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name, use_errno=True) if name else None
-
-    def preexec() -> None:
-        if libc is None or not sys.platform.startswith("linux"):
-            return
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
 def _wait_ready(child: Child, check: str | tuple[str, int]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -124,7 +99,7 @@ def _nats_binary() -> str:
 def _start(name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
     # A session of its own: the terminal's Ctrl-C reaches only the supervisor.
     # preexec_fn is safe here: the supervisor runs no threads.
-    proc = subprocess.Popen(argv, start_new_session=True, env=env, preexec_fn=_die_with_parent(os.getpid()))
+    proc = subprocess.Popen(argv, start_new_session=True, env=env, preexec_fn=die_with_parent(os.getpid()))
     return Child(name, proc)
 
 

@@ -191,6 +191,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     shutdown_grace: Annotated[Seconds, _doc("Seconds a stopping service waits for in-flight work.")] = 5.0
 
     api_host: Annotated[str, _doc("Address the api listens on.")] = "127.0.0.1"
+    api_workers: Annotated[
+        Positive,
+        _doc(
+            "Api processes `herald api` runs, sharing the port with SO_REUSEPORT (each answers /metrics and "
+            "/readyz for itself; run one per container where each must be scraped)."
+        ),
+    ] = 1
+    api_reuse_port: Annotated[
+        bool, _doc("Set SO_REUSEPORT on the listener so several api processes can share the port.")
+    ] = False
     api_port: Annotated[Port, _doc("Port of the api.")] = 8000
     database_url: Annotated[
         str, _secret("sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB; empty: DATA_DIR/herald.db.")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +35,10 @@ DEV_SECRET_NOTED_ENV = "HERALDUP_DEV_SECRET_NOTED"
 
 #: Services that sign or verify tokens, so the development secret matters to them.
 _USES_JWT_SECRET = frozenset({"api", "gateway"})
+
+
+#: Seconds between checks that every supervised worker still runs.
+SUPERVISE_POLL = 0.2
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -85,12 +93,64 @@ def port_taken(host: str, port: int, *, reuse_port: bool = False) -> str | None:
 
 def busy_listener(service: str, settings: Settings) -> str | None:
     """One line naming the first listener of ``service`` whose port is taken, or None."""
-    reuse = service == "gateway" and settings.gateway_reuse_port
+    reuse = (service == "gateway" and settings.gateway_reuse_port) or (service == "api" and settings.api_reuse_port)
     for listener in listeners(service, settings):
         reason = port_taken(listener.host, listener.port, reuse_port=reuse)
         if reason is not None:
             return f"port {listener.host}:{listener.port} ({listener.setting}) is already in use ({reason})"
     return None
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when the supervisor dies, however it dies.
+
+    Linux only (prctl); elsewhere children are stopped only by a supervisor still alive to
+    do it. If the supervisor died between fork and prctl, the child exits at once.
+    """
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name, use_errno=True) if name else None
+
+    def preexec() -> None:
+        if libc is None or not sys.platform.startswith("linux"):
+            return
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def supervise(module: str, envs: list[dict[str, str]]) -> int:
+    """Run ``python -m module`` once per environment in ``envs`` until SIGTERM/SIGINT (passed
+    on to every worker) or until one exits on its own (the others are then stopped too).
+    Returns the first non-zero exit code of a worker, else 0."""
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # preexec_fn is safe here: the supervisor runs no threads.
+    parent = os.getpid()
+    procs = [
+        subprocess.Popen([sys.executable, "-m", module], env=env, preexec_fn=die_with_parent(parent)) for env in envs
+    ]
+    code = 0
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(SUPERVISE_POLL)
+    for p in procs:
+        if p.returncode not in (None, 0):
+            code = p.returncode
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait()
+    return code
 
 
 def run_service(name: str, main: Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]) -> int:

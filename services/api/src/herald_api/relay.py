@@ -51,7 +51,7 @@ IDLE_POLL = 1.0
 BUSY_RETRY = 0.05
 #: Api processes sharing one database relay one at a time: batches of two relays that
 #: overlap are refused as duplicates and sent again one row at a time, which is correct
-#: but slow (PostgreSQL advisory lock; SQLite has one writer anyway).
+#: but slow (a PostgreSQL advisory lock, or a file lock beside the SQLite file).
 RELAY_LOCK = "herald-outbox-relay"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Generator
 
 import uvicorn
@@ -27,6 +28,16 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _shared_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down gracefully and return."""
     config = uvicorn.Config(
@@ -42,7 +53,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
     )
     server = _Server(config)
-    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    # Several api processes share one port when told so (HERALD_API_WORKERS): the socket is
+    # bound here with SO_REUSEPORT, since uvicorn's own binding does not set it.
+    sockets = [_shared_socket(settings.api_host, settings.api_port)] if settings.api_reuse_port else None
+    serving = asyncio.create_task(server.serve(sockets=sockets), name="uvicorn")
     stopping = asyncio.create_task(stop.wait(), name="stop")
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True

@@ -9,17 +9,12 @@ i``. SIGTERM/SIGINT stops them all; if one exits on its own, the others are stop
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
-from types import FrameType
 
 from herald_common.config import ConfigError, load_settings
 from herald_common.runtime import run_service
+from herald_common.runtime import supervise as run_supervised
 from herald_gateway.service import run
-
-POLL_SECONDS = 0.2
 
 
 def main() -> int:
@@ -45,29 +40,8 @@ def worker_env(index: int, base: dict[str, str]) -> dict[str, str]:
 
 
 def supervise(workers: int) -> int:
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "herald_gateway"], env=worker_env(i, dict(os.environ)))
-        for i in range(workers)
-    ]
-    code = 0
-    while not stopping and all(p.poll() is None for p in procs):
-        time.sleep(POLL_SECONDS)
-    for p in procs:
-        if p.returncode not in (None, 0):
-            code = p.returncode
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        p.wait()
-    return code
+    env = dict(os.environ)
+    return run_supervised("herald_gateway", [worker_env(i, env) for i in range(workers)])
 
 
 if __name__ == "__main__":

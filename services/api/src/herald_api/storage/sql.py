@@ -8,7 +8,9 @@ whose result is not needed so that many run in one thread hop.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
@@ -322,6 +324,26 @@ class SqlTransaction:
         return self._outbox
 
 
+@asynccontextmanager
+async def _file_lock(database: str | None, name: str) -> AsyncIterator[bool]:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield True  # one process has this database
+        return
+    fd = os.open(f"{database}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def _lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for ``name``."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
@@ -359,10 +381,12 @@ class SqlStorage:
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
-        """PostgreSQL: a session advisory lock on ``name``, tried without waiting (True when
-        this process holds it for the block). SQLite: always True (one writer anyway)."""
-        if self.engine.dialect.name != "postgresql":
-            yield True
+        """A lock on ``name`` shared by every process on this database, tried without waiting
+        (True when this process holds it for the block): a session advisory lock on
+        PostgreSQL, an ``flock`` on a file beside the database file on SQLite."""
+        if self.engine.dialect.name == "sqlite":
+            async with _file_lock(self.engine.url.database, name) as held:
+                yield held
             return
         key = _lock_key(name)
         async with self.engine.connect() as conn:
