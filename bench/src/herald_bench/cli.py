@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a setting for every gateway the benchmark starts (repeatable), e.g. HERALD_GATEWAY_PARALLEL_WRITES=0",
     )
     parser.add_argument(
+        "--api-env",
+        action="append",
+        default=[],
+        metavar="HERALD_NAME=VALUE",
+        help="a setting for the api the benchmark starts (repeatable), e.g. HERALD_API_WORKERS=2",
+    )
+    parser.add_argument(
         "--only",
         metavar="SECTIONS",
         help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default all)",
@@ -172,14 +179,16 @@ def config_from(args: argparse.Namespace) -> Config:
                 f"herald bench: --producer-rates takes positive rates R1,R2,..., got {args.producer_rates!r}"
             )
         changes["producer_rates"] = rates
-    if args.gateway_env:
-        pairs = []
-        for item in args.gateway_env:
-            name, sep, value = item.partition("=")
-            if not sep or not name.startswith("HERALD_"):
-                raise SystemExit(f"herald bench: --gateway-env takes HERALD_NAME=VALUE, got {item!r}")
-            pairs.append((name, value))
-        changes["gateway_env"] = tuple(pairs)
+    for option, key in (("gateway_env", "--gateway-env"), ("api_env", "--api-env")):
+        items: list[str] = getattr(args, option)
+        if items:
+            pairs = []
+            for item in items:
+                name, sep, value = item.partition("=")
+                if not sep or not name.startswith("HERALD_"):
+                    raise SystemExit(f"herald bench: {key} takes HERALD_NAME=VALUE, got {item!r}")
+                pairs.append((name, value))
+            changes[option] = tuple(pairs)
     if args.only is not None:
         chosen = tuple(dict.fromkeys(part.strip() for part in args.only.split(",") if part.strip()))
         unknown = [part for part in chosen if part not in SECTIONS]

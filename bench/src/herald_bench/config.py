@@ -46,6 +46,8 @@ class Config:
     gateway_workers: int = 2
     #: extra HERALD_* settings for every gateway the benchmark starts (name, value)
     gateway_env: tuple[tuple[str, str], ...] = ()
+    #: settings for the api the benchmark starts, e.g. HERALD_API_WORKERS=2
+    api_env: tuple[tuple[str, str], ...] = ()
     #: connections held open for the memory measurement
     idle_clients: int = 10_000
     #: REST-fed rows: seconds of POSTing per measurement, the bounded wait for late

@@ -76,10 +76,16 @@ def gateway_pids(service: Service) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process used so far (from /proc/PID/stat)."""
+    """User + system CPU seconds a process used so far (from /proc/PID/stat), with those of
+    its live children: a supervisor's (``HERALD_API_WORKERS``) are its workers'."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    own = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def rss_bytes(pid: int) -> int:
@@ -180,11 +186,15 @@ class Service:
 class Stack:
     """Owns every process it started and the temporary folder; ``close`` stops them all."""
 
-    def __init__(self, secret: str, gateway_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, secret: str, gateway_env: dict[str, str] | None = None, api_env: dict[str, str] | None = None
+    ) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="herald-bench-"))
         self.secret = secret
         #: settings every gateway gets on top of the benchmark's own
         self.gateway_env = dict(gateway_env or {})
+        #: settings the api gets on top of the benchmark's own
+        self.api_env = dict(api_env or {})
         self.nats = Nats(self.folder)
         self._services: list[Service] = []
 
@@ -239,7 +249,7 @@ class Stack:
         bridge_url = f"http://127.0.0.1:{metrics}"
         bridge.start(f"{bridge_url}/healthz")
         port = free_port()
-        env = self.base_env() | {"HERALD_API_PORT": str(port)} | API_OVERRIDES
+        env = self.base_env() | {"HERALD_API_PORT": str(port)} | API_OVERRIDES | self.api_env
         api = Service("api", env, self.folder)
         self._services.append(api)
         url = f"http://127.0.0.1:{port}"
@@ -255,7 +265,7 @@ class Stack:
         return {
             "nats_server": {"jetstream_sync_interval": SYNC_INTERVAL, "max_payload": MAX_PAYLOAD, "storage": "file"},
             "api_storage": f"sqlite, {self.folder / 'data' / 'herald.db'} (HERALD_DATA_DIR; make run's default file)",
-            "api_overrides": dict(API_OVERRIDES),
+            "api_overrides": API_OVERRIDES | self.api_env,
             "every_service": {"HERALD_LOG_LEVEL": "warning"},
             "gateway_overrides": GATEWAY_OVERRIDES | self.gateway_env,
         }

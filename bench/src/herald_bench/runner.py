@@ -93,7 +93,7 @@ class Bench:
     def __init__(self, config: Config) -> None:
         self.cfg = config
         self.secret = secrets.token_hex(32)
-        self.stack = Stack(self.secret, dict(config.gateway_env))
+        self.stack = Stack(self.secret, dict(config.gateway_env), dict(config.api_env))
         self.pool: LoadPool | None = None
         self.nc: Client | None = None
         self.nats_pid = 0
