@@ -25,7 +25,7 @@ from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from herald_common.config import ConfigError
@@ -137,6 +137,26 @@ def carrier(span: Span | None = None) -> dict[str, str]:
     ctx = trace.set_span_in_context(span) if span is not None else None
     _propagator.inject(headers, context=ctx)
     return headers
+
+
+def publish_span(
+    tracer_: Tracer, subject: str, message_id: str, headers: MutableMapping[str, str], context: Context | None = None
+) -> Span:
+    """Start the PRODUCER span of one NATS publication (child of ``context``, default the
+    current one) and put its trace context in the publication's ``headers``."""
+    span = tracer_.start_span(
+        f"publish {subject}",
+        context=context,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "nats",
+            "messaging.operation.type": "publish",
+            "messaging.destination.name": subject,
+            "messaging.message.id": message_id,
+        },
+    )
+    inject(headers, trace.set_span_in_context(span))
+    return span
 
 
 def current_ids() -> tuple[str, str] | None:

@@ -27,8 +27,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, StatusCode
 
 from herald_api.natslink import NatsLink
 from herald_api.relay import PUBLISH_TIMEOUT, OutboxRelay
@@ -97,9 +96,7 @@ class DirectPublisher:
         spans: list[Span] = []
         if telemetry.tracing_enabled:
             for message in messages:
-                span = _start_span(message)
-                telemetry.inject(message.headers, trace.set_span_in_context(span))
-                spans.append(span)
+                spans.append(telemetry.publish_span(_tracer, message.subject, message.headers[MSG_ID], message.headers))
         request = _Request(messages, spans, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._wake.set()
@@ -156,19 +153,6 @@ class DirectPublisher:
         self.published += acked
         if error is not None:
             log.info("direct publish failed, events go through the outbox: %s", type(error).__name__)
-
-
-def _start_span(message: Outgoing) -> Span:
-    return _tracer.start_span(
-        f"publish {message.subject}",
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.operation.type": "publish",
-            "messaging.destination.name": message.subject,
-            "messaging.message.id": message.headers[MSG_ID],
-        },
-    )
 
 
 def _end_spans(spans: list[Span], error: BaseException | None) -> None:

@@ -27,8 +27,7 @@ import msgspec
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, StatusCode
 
 from herald_api.natslink import NatsLink
 from herald_api.storage.groupcommit import GroupCommit
@@ -194,19 +193,7 @@ def _start_span(entry: OutboxEntry, headers: dict[str, str]) -> Span:
         stored = _carrier.decode(entry.trace_context) if entry.trace_context else None
     except msgspec.DecodeError:
         stored = None
-    span = _tracer.start_span(
-        f"publish {entry.subject}",
-        context=telemetry.extract(stored),
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.operation.type": "publish",
-            "messaging.destination.name": entry.subject,
-            "messaging.message.id": entry.event_id,
-        },
-    )
-    telemetry.inject(headers, trace.set_span_in_context(span))
-    return span
+    return telemetry.publish_span(_tracer, entry.subject, entry.event_id, headers, telemetry.extract(stored))
 
 
 def _end_span(span: Span | None, error: BaseException | None) -> None:

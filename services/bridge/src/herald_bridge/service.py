@@ -106,19 +106,9 @@ def _trace(work: _Work, msg: Msg, event: Event, outgoing: list[Outgoing]) -> tra
     work.spans.append(process)
     parent = trace.set_span_in_context(process)
     for message in outgoing:
-        span = _tracer.start_span(
-            f"publish {message.subject}",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.operation.type": "publish",
-                "messaging.destination.name": message.subject,
-                "messaging.message.id": message.headers[MSG_ID],
-            },
+        work.spans.append(
+            telemetry.publish_span(_tracer, message.subject, message.headers[MSG_ID], message.headers, parent)
         )
-        telemetry.inject(message.headers, trace.set_span_in_context(span))
-        work.spans.append(span)
     return process
 
 
