@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -36,6 +37,8 @@ from herald_gateway.stream import TopicsStream
 log = logging.getLogger("herald.gateway")
 
 MEMBERSHIP_TIMEOUT = 2.0
+#: Tries at declaring the streams at start (backing off to 2 s: about a minute in all).
+STREAM_ATTEMPTS = 32
 REVOKED_SUBJECT = EVENT_PREFIX + CHANNEL_ACCESS_REVOKED
 
 #: ``on_revoked(channel_id, user_id)``: that user (everyone if None) lost access to the channel.
@@ -77,9 +80,25 @@ class NatsSide:
         self._js = nc.jetstream()
         self._stream = TopicsStream(self._js, self._settings.max_replay, self._metrics)
         self._feeds = Feeds(nc, self._stream, self._holders, self._settings, self._metrics)
-        await ensure_streams(self._js, self._settings)
+        await self._declare_streams()
         await self._stream.refresh_epoch()
         await nc.subscribe(REVOKED_SUBJECT, cb=self._revoked)
+
+    async def _declare_streams(self) -> None:
+        # A JetStream cluster that is still electing its leaders answers stream requests with
+        # timeouts or "no responders" for a while; wait for it, as the api does.
+        assert self._js is not None
+        delay = 0.2
+        for attempt in range(STREAM_ATTEMPTS):
+            try:
+                await ensure_streams(self._js, self._settings)
+                return
+            except (nats.errors.Error, TimeoutError) as exc:
+                if attempt == STREAM_ATTEMPTS - 1:
+                    raise
+                log.warning("cannot declare streams yet: %s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def interest_changed(self, pattern: str) -> None:
         """Subscribe to ``pattern`` on NATS if it is held now, unsubscribe if not.
