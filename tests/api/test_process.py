@@ -21,6 +21,20 @@ from tests.support.procs import clean_env, free_port, wait_http_ok
 pytestmark = pytest.mark.integration
 
 
+SECRET = "process-test-secret-of-at-least-32-bytes"
+
+
+def _api_env(tmp_path: Path, port: int, nats_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an api process on ``port`` (data in tmp_path), plus ``extra``."""
+    base = {
+        "HERALD_API_PORT": str(port),
+        "HERALD_NATS_URL": nats_url,
+        "HERALD_DATA_DIR": str(tmp_path / "data"),
+        "HERALD_JWT_SECRET": SECRET,
+    }
+    return clean_env(base | extra)
+
+
 def _status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -32,14 +46,7 @@ def _status(url: str) -> int:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_api_process_serves_and_stops_cleanly(tmp_path: Path, nats_url: str, sig: signal.Signals) -> None:
     port = free_port()
-    env = clean_env(
-        {
-            "HERALD_API_PORT": str(port),
-            "HERALD_NATS_URL": nats_url,
-            "HERALD_DATA_DIR": str(tmp_path / "data"),
-            "HERALD_JWT_SECRET": "process-test-secret-of-at-least-32-bytes",
-        }
-    )
+    env = _api_env(tmp_path, port, nats_url)
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "herald_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -85,15 +92,7 @@ def _request(header_bytes: int) -> bytes:
 
 def test_request_heads_past_the_limit_are_431_and_preflights_need_no_token(tmp_path: Path, nats_url: str) -> None:
     port = free_port()
-    env = clean_env(
-        {
-            "HERALD_API_PORT": str(port),
-            "HERALD_NATS_URL": nats_url,
-            "HERALD_DATA_DIR": str(tmp_path / "data"),
-            "HERALD_JWT_SECRET": "process-test-secret-of-at-least-32-bytes",
-            "HERALD_CORS_ORIGINS": "https://app.example.com",
-        }
-    )
+    env = _api_env(tmp_path, port, nats_url, HERALD_CORS_ORIGINS="https://app.example.com")
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "herald_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -170,15 +169,7 @@ def test_api_workers_share_the_port_and_stop_together(tmp_path: Path, nats_url: 
     """HERALD_API_WORKERS=2: two api processes on one port (SO_REUSEPORT), both serving
     publishes; SIGTERM stops both and the supervisor exits 0."""
     port = free_port()
-    env = clean_env(
-        {
-            "HERALD_API_PORT": str(port),
-            "HERALD_API_WORKERS": "2",
-            "HERALD_NATS_URL": nats_url,
-            "HERALD_DATA_DIR": str(tmp_path / "data"),
-            "HERALD_JWT_SECRET": "process-test-secret-of-at-least-32-bytes",
-        }
-    )
+    env = _api_env(tmp_path, port, nats_url, HERALD_API_WORKERS="2")
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "herald_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -188,7 +179,7 @@ def test_api_workers_share_the_port_and_stop_together(tmp_path: Path, nats_url: 
         assert len(workers) == 2
         for pid in workers:
             assert Path(f"/proc/{pid}").exists()
-        token = issue_token("process-test-secret-of-at-least-32-bytes", "app", roles=["publisher"])
+        token = issue_token(SECRET, "app", roles=["publisher"])
         for n in range(40):
             request = urllib.request.Request(
                 base + "/api/publish",

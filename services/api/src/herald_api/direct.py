@@ -3,13 +3,13 @@
 A ``POST /api/publish`` answered 202 must be durable. JetStream (every write fsynced, as
 ``herald up`` and the deployments run it) is as durable a place for it as the SQL outbox,
 and storing it there directly spares the outbox insert, the relay's read and its delete.
-Messages of concurrent requests are gathered while writes are in flight and go out
+Messages of concurrent requests are gathered while a write is in flight and go out
 together (:func:`herald_common.jsbatch.publish_in_order`: an atomic batch, or a few plain
 publishes). A request's messages are stored in order, in one write, and one write is in
-flight at a time (:data:`MAX_IN_FLIGHT`): nats-server commits a stream's atomic batches
-one after another, about 5 ms each whether they hold 30 messages or 250, so writes in
-flight together only split the same traffic into smaller batches. One at a time, each
-write carries every request that arrived during the previous one. Requests answered one
+flight at a time: nats-server commits a stream's atomic batches one after another, about
+5 ms each whether they hold 30 messages or 250, so writes in flight together would only
+split the same traffic into smaller batches. One at a time, each write carries every
+request that arrived during the previous one. Requests answered one
 after another are stored in that order; requests in flight together have no order
 between them (none of them was sent after another's 202).
 
@@ -23,7 +23,6 @@ the caller records the messages in the outbox instead. A message that was stored
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -37,15 +36,10 @@ from herald_common.jsbatch import MAX_BATCH, MSG_ID, Outgoing, publish_in_order
 log = logging.getLogger(__name__)
 _tracer = telemetry.tracer(__name__)
 
-#: JetStream writes a process has in flight at most. More would be correct (see above)
-#: but, nats-server committing one batch of a stream at a time, not faster.
-MAX_IN_FLIGHT = 1
-
 
 @dataclass(slots=True)
 class _Request:
     messages: list[Outgoing]
-    spans: list[Span]
     done: asyncio.Future[None]
 
 
@@ -59,26 +53,24 @@ class DirectPublisher:
         self._queue: list[_Request] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._writing: set[asyncio.Task[None]] = set()
+        self._closing = False
         #: Events this process stored in JetStream without the outbox.
         self.published = 0
 
     def available(self) -> bool:
         """True when an event may go straight to JetStream (else: record it in the outbox)."""
-        return self._task is not None and self._link.ready and not self._relay.backlog
+        return self._task is not None and not self._closing and self._link.ready and not self._relay.backlog
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="direct-publisher")
 
     async def close(self) -> None:
-        """Finish the writes in flight; requests still queued fail (their callers fall back)."""
+        """Finish the write in flight; requests still queued fail (their callers fall back)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._writing:
-            await asyncio.wait(set(self._writing))
+            self._closing = True
+            self._wake.set()
+            await task
         for request in self._queue:
             if not request.done.done():
                 request.done.set_exception(ConnectionError("the api is stopping"))
@@ -97,7 +89,7 @@ class DirectPublisher:
         if telemetry.tracing_enabled:
             for message in messages:
                 spans.append(telemetry.publish_span(_tracer, message.subject, message.headers[MSG_ID], message.headers))
-        request = _Request(messages, spans, asyncio.get_running_loop().create_future())
+        request = _Request(messages, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._wake.set()
         try:
@@ -121,19 +113,13 @@ class DirectPublisher:
         return taken
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue and len(self._writing) < MAX_IN_FLIGHT:
+            while self._queue and not self._closing:
                 requests = [r for r in self._take() if not r.done.done()]
                 if requests:
-                    write = asyncio.create_task(self._write(requests), name="direct-publish")
-                    self._writing.add(write)
-                    write.add_done_callback(self._written)
-
-    def _written(self, write: asyncio.Task[None]) -> None:
-        self._writing.discard(write)
-        self._wake.set()  # room for the next write
+                    await self._write(requests)
 
     async def _write(self, requests: list[_Request]) -> None:
         messages = [message for request in requests for message in request.messages]

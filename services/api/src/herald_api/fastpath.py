@@ -76,8 +76,7 @@ async def _publish(state: State, claims: Claims, body: bytes) -> msgspec.Struct:
 async def _publish_batch(state: State, claims: Claims, body: bytes) -> msgspec.Struct:
     data: BatchRequest = _decode(_batch_decoder, body)
     service: PublishService = state.publish_service
-    items = [(item.topic, item.data, item.idempotency_key) for item in data.items]
-    return BatchAccepted(event_ids=await service.publish_batch(claims, items))
+    return BatchAccepted(event_ids=await service.publish_batch(claims, data.items))
 
 
 #: (method, path) → handler and its success status.

@@ -52,5 +52,4 @@ class PublishController(Controller):
     ) -> BatchAccepted:
         """Role `publisher` or `admin`. All or nothing: a bad item is a 400 naming its index and
         nothing is published. Items of one topic are delivered in the order given."""
-        items = [(item.topic, item.data, item.idempotency_key) for item in data.items]
-        return BatchAccepted(event_ids=await publisher.publish_batch(claims, items))
+        return BatchAccepted(event_ids=await publisher.publish_batch(claims, data.items))

@@ -22,6 +22,7 @@ import msgspec
 from msgspec import Raw
 
 from herald_api.direct import DirectPublisher
+from herald_api.domain.publish.schemas import PublishRequest
 from herald_api.outbox import Notify, record_messages
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.protocols import Transaction
@@ -62,18 +63,18 @@ class PublishService:
         await self._store([publication(event_id, topic, data, claims.sub)])
         return event_id
 
-    async def publish_batch(self, claims: Claims, items: Sequence[tuple[str, Any, str | None]]) -> list[str]:
-        """Store every ``(topic, data, idempotency_key)`` or none; a bad item is an error
-        naming its index (``invalid_topic``, or ``forbidden`` for a reserved topic)."""
+    async def publish_batch(self, claims: Claims, items: Sequence[PublishRequest]) -> list[str]:
+        """Store every item or none; a bad item is an error naming its index
+        (``invalid_topic``, or ``forbidden`` for a reserved topic)."""
         self._authorize(claims)
-        for index, (topic, _, _) in enumerate(items):
+        for index, item in enumerate(items):
             try:
-                _check_topic(topic)
+                _check_topic(item.topic)
             except HeraldError as exc:
                 raise HeraldError(exc.code, f"items[{index}]: {exc.message}") from None
-        ids = [_event_id(claims, key) for _, _, key in items]
+        ids = [_event_id(claims, item.idempotency_key) for item in items]
         await self._store(
-            [publication(ident, topic, data, claims.sub) for ident, (topic, data, _) in zip(ids, items, strict=True)]
+            [publication(ident, item.topic, item.data, claims.sub) for ident, item in zip(ids, items, strict=True)]
         )
         return ids
 
