@@ -25,9 +25,10 @@ from herald_common.errors import ErrorCode, HeraldError
 MAX_JSON_DEPTH: Final = 64
 
 # A string, possibly unterminated (then it runs to the end, which keeps the scan linear on
-# garbage such as many escaped quotes). The possessive ``*+`` keeps the regex engine from
-# backtracking into a string it has already consumed.
-_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
+# garbage such as many escaped quotes). Runs of plain characters are taken whole, between
+# escapes (several times faster than one alternation per character), and the possessive
+# ``*+`` keeps the regex engine from backtracking into a string it has already consumed.
+_STRING: Final = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 # Opening brackets become +1 and closing ones -1 (as signed bytes), so the running sum
 # over what is left is the depth at each point; every other byte is deleted. Objects and
 # arrays nest alike; a mismatch such as ``[}`` is the decoder's to reject.

@@ -20,6 +20,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from herald_common.config import ConfigError, Settings
+from herald_common.natsclient import HeraldNatsClient
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ async def connect(
     options = connect_options(settings, name)
     # Half a second between attempts (nats-py's annotation says int; it takes any number).
     options["reconnect_time_wait"] = 0.5
-    nc = Client()
+    nc = HeraldNatsClient()
 
     async def disconnected() -> None:
         # nats-py reports its own close (a clean stop, after drain) as a disconnection too.

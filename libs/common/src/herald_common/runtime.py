@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import errno
+import gc
 import logging
 import os
 import signal
@@ -39,6 +40,23 @@ _USES_JWT_SECRET = frozenset({"api", "gateway"})
 
 #: Seconds between checks that every supervised worker still runs.
 SUPERVISE_POLL = 0.2
+
+
+#: Python's collector thresholds in the services (the default is (700, 10, 10)).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Collect cycles far less often than Python's default; call once started.
+
+    A gateway connection keeps a few hundred long-lived objects, and every api request
+    allocates dozens of short-lived ones: with the default thresholds a burst of connects
+    or requests triggers collections that walk the long-lived objects again and again (in
+    the gateway's profile they dominated accepts; in the api they cost ~5 % of a publish).
+    Startup objects are moved out of the collector's sight for good.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -48,15 +48,27 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.nats_connected = Gauge("herald_api_nats_connected", "1 while connected to NATS.", registry=self.registry)
+        # The labelled children by (method, route, status): finding a child through
+        # ``labels()`` costs more than counting and timing the request itself.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        """Count one request and record its duration."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
 
 def record_request(state: State, scope: Scope, method: str, route: str, status: int, started: float) -> None:
     """Count and time one request; with HERALD_ACCESS_LOG also write its access line."""
     metrics: ApiMetrics = state.metrics
-    metrics.requests.labels(method, route, str(status)).inc()
     elapsed = time.perf_counter() - started
-    metrics.latency.labels(method, route).observe(elapsed)
-    if state.settings.access_log:
+    metrics.observe(method, route, status, elapsed)
+    if state.settings.access_log and access_log.isEnabledFor(logging.INFO):
         claims = scope.get("state", {}).get(CLAIMS_KEY)
         client = scope.get("client")
         access_log.info(

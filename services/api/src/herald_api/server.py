@@ -14,6 +14,7 @@ from herald_api.app import create_app
 from herald_api.fastpath import producer_routes
 from herald_api.httphead import bounded_head_protocol
 from herald_common.config import Settings
+from herald_common.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace)),
     )
     server = _Server(config)
+    tune_gc()
     # Several api processes share one port when told so (HERALD_API_WORKERS): the socket is
     # bound here with SO_REUSEPORT, since uvicorn's own binding does not set it.
     sockets = [_shared_socket(settings.api_host, settings.api_port)] if settings.api_reuse_port else None

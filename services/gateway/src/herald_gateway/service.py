@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 
 from websockets.asyncio.server import Server, serve
@@ -16,13 +15,13 @@ from websockets.asyncio.server import Server, serve
 from herald_common.config import Settings
 from herald_common.health import HealthServer
 from herald_common.natsconn import connect_until
+from herald_common.runtime import tune_gc
 from herald_gateway.connection import Socket
 from herald_gateway.server import Gateway
 
 log = logging.getLogger("herald.gateway")
 
 LISTEN_BACKLOG = 4096
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -90,15 +89,3 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await asyncio.wait_for(nc.drain(), settings.shutdown_grace)
         if health is not None:
             await health.close()
-
-
-def tune_gc() -> None:
-    """Collect cycles far less often than Python's default (700, 10, 10).
-
-    Each connection keeps a few hundred long-lived objects; with the default thresholds a
-    burst of connects triggers collections that walk all of them again and again (the
-    profile showed them dominating accepts). Startup objects are moved out of the
-    collector's sight for good.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)

@@ -14,7 +14,7 @@ duplicate window, whatever topic or data the repeat carries.
 
 from __future__ import annotations
 
-import uuid
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +27,7 @@ from herald_api.outbox import Notify, record_messages
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.protocols import Transaction
 from herald_common.errors import ErrorCode, HeraldError
-from herald_common.events import keyed_event_id
+from herald_common.events import keyed_event_id, random_id
 from herald_common.jsbatch import MSG_ID, Outgoing
 from herald_common.tokens import Claims
 from herald_common.topics import is_reserved, topic_subject, validate_topic
@@ -36,7 +36,10 @@ from herald_common.wire import Publication, encode
 _encoder = msgspec.json.Encoder()
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_topic(topic: str) -> None:
+    """Raise for a topic a producer may not publish to. Producers publish to the same few
+    topics over and over, so accepted ones are remembered (a refusal raises and is not)."""
     validate_topic(topic)
     if is_reserved(topic):
         raise HeraldError(ErrorCode.FORBIDDEN, f"topic {topic!r} is reserved: only the api publishes in 'messages'")
@@ -99,4 +102,4 @@ class PublishService:
 
 
 def _event_id(claims: Claims, key: str | None) -> str:
-    return keyed_event_id(claims.sub, key) if key is not None else uuid.uuid4().hex
+    return keyed_event_id(claims.sub, key) if key is not None else random_id()
