@@ -205,8 +205,7 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private sendSubscribe(sub: Subscription): void {
-    sub.sending(this.high);
-    const position = sub.position;
+    const position = sub.sending(this.high);
     const id = this.nextId++;
     const frame: ClientFrame = {
       type: "subscribe",

@@ -8,7 +8,7 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
   // A method (not a property) so that implementations with narrower event types fit.
-  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: never) => void): void;
+  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: object) => void): void;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
@@ -28,7 +28,7 @@ export class Socket {
 
   constructor(Impl: WebSocketConstructor, url: string, private readonly handlers: SocketHandlers) {
     this.ws = new Impl(url);
-    const on = this.ws.addEventListener.bind(this.ws) as (type: string, listener: (event: unknown) => void) => void;
+    const on = this.ws.addEventListener.bind(this.ws);
     on("open", () => {
       if (this.live) this.handlers.open();
     });

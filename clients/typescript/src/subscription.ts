@@ -41,6 +41,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** The client's highest position when this was first subscribed (see {@link position}). */
   private floor: Position | undefined;
   private wasSubscribed = false;
+  private wasSent = false;
   private ended = false;
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
@@ -84,10 +85,16 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.leave(this);
   }
 
-  /** @internal A subscribe frame is being sent; `high` is the client's newest position. */
-  sending(high: Position | undefined): void {
-    if (!this.wasSubscribed && this.floor === undefined && this.tracker.position === undefined) this.floor = high;
+  /**
+   * @internal A subscribe frame is being sent; `high` is the client's newest position.
+   * Returns the `since` to send: none the first time (live from now on), then {@link position}.
+   */
+  sending(high: Position | undefined): Position | undefined {
     if (this.state !== SubscriptionState.Subscribing) this.machine.to(SubscriptionState.Subscribing);
+    if (this.wasSent) return this.position;
+    this.wasSent = true;
+    this.floor = high;
+    return undefined;
   }
 
   /** @internal The connection dropped: it will be sent again once reconnected. */
