@@ -125,3 +125,28 @@ def test_4003_keeps_the_client_down_while_1001_reconnects(node: str) -> None:
     assert result["state"] == "closed"
     assert result["closeError"] == {"name": "ClosedError", "code": "disconnected"}
     assert result["connectRejected"] is True
+
+
+def test_4001_static_token_closes_and_get_token_renews(node: str, stack: Stack) -> None:
+    run = run_script(node, "stack/auth.mjs", stack_env(stack))
+    assert run.returncode == 0, run.stderr
+    result = run.last("result")
+    assert result["staticError"]["name"] == "AuthError", result
+    assert "4001" in result["staticError"]["message"]
+    assert result["staticState"] == "closed"
+    assert result["fixedCodes"] == [4001]
+    assert result["renewingCodes"] == [4001], "refused once, then connected with the fresh token"
+    assert (result["renewedUser"], result["renewingState"], result["calls"]) == ("ts-renewed", "connected", 2)
+
+
+def test_presence_when_the_gateway_supports_it(node: str, stack: Stack) -> None:
+    run = run_script(node, "stack/presence.mjs", stack_env(stack, TOPIC_PREFIX=prefix()))
+    assert run.returncode == 0, run.stderr
+    if any(e.get("event") == "unsupported" for e in run.events):
+        pytest.skip(f"this gateway has no presence yet: {run.last('unsupported')}")
+    result = run.last("result")
+    assert (result["count"], result["users"]) == (2, ["alice", "bob"]), result
+    # a socket with presence hears its own user's join too; joins of two users may come in either order
+    events = result["events"]
+    assert sorted(events) == ["join alice", "join bob", "leave bob"], result
+    assert events.index("join bob") < events.index("leave bob"), result

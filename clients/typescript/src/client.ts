@@ -4,7 +4,14 @@ import { Backoff } from "./backoff.js";
 import { type Clock, systemClock, Timer } from "./clock.js";
 import { Emitter } from "./emitter.js";
 import { AuthError, ClosedError, HeraldError, ServerError } from "./errors.js";
-import { type ClientFrame, type Message, parseServerFrame, type Position, type ServerFrame } from "./frames.js";
+import {
+  type ClientFrame,
+  type Message,
+  parseServerFrame,
+  type Position,
+  type Presence,
+  type ServerFrame,
+} from "./frames.js";
 import { CloseCode, decide } from "./policy.js";
 import { Requests } from "./requests.js";
 import { platformWebSocket, Socket, type WebSocketConstructor } from "./socket.js";
@@ -173,11 +180,11 @@ export class Client extends Emitter<ClientEvents> {
     return this.request<number>(frame, false, `publish to ${topic}`);
   }
 
-  /** Who is subscribed to the exact `topic` now (needs a gateway with presence). */
-  presence(topic: string): Promise<string[]> {
+  /** Who is subscribed to the exact `topic` now, on any gateway (needs a gateway with presence). */
+  presence(topic: string): Promise<Presence> {
     if (this.state === ClientState.Closed) return Promise.reject(this.closeError ?? new ClosedError("client is closed"));
     const frame = { type: "presence" as const, topic, id: this.nextId++ };
-    return this.request<string[]>(frame, true, `presence of ${topic}`);
+    return this.request<Presence>(frame, true, `presence of ${topic}`);
   }
 
   private request<T>(frame: ClientFrame & { id: number }, repeatable: boolean, what: string): Promise<T> {
@@ -291,9 +298,11 @@ export class Client extends Emitter<ClientEvents> {
       case "published":
         this.requests.resolve(frame.id, frame.offset);
         return;
-      case "presence":
-        this.requests.resolve(frame.id, frame.users);
+      case "presence": {
+        const { type: _type, id, ...answer } = frame;
+        this.requests.resolve(id, answer);
         return;
+      }
       case "join":
       case "leave":
         this.subs.get(frame.topic)?.presenceEvent(frame.type, frame.userId);

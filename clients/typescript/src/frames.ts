@@ -20,6 +20,15 @@ export interface Message {
   publisher?: string;
 }
 
+/** The answer to a presence query. */
+export interface Presence {
+  topic: string;
+  /** How many users hold a subscription to the topic. */
+  count: number;
+  /** Who they are, sorted; absent when there are more than the gateway lists. */
+  users?: string[];
+}
+
 export type ClientFrame =
   | { type: "auth"; token: string }
   | { type: "subscribe"; topic: string; id: number; since?: Position; presence?: boolean }
@@ -35,7 +44,7 @@ export type ServerFrame =
   | ({ type: "message" } & Message)
   | { type: "published"; topic: string; offset: number; id?: unknown }
   | { type: "join" | "leave"; topic: string; userId: string }
-  | { type: "presence"; topic: string; users: string[]; id?: unknown }
+  | { type: "presence"; topic: string; count: number; users?: string[]; id?: unknown }
   | { type: "error"; code: string; message: string; id?: unknown }
   | { type: "pong" };
 
@@ -88,9 +97,14 @@ export function parseServerFrame(text: string): ServerFrame | undefined {
     case "join":
     case "leave":
       return str(f.topic) && str(f.userId) ? { type: f.type, topic: f.topic, userId: f.userId } : undefined;
-    case "presence":
-      if (!str(f.topic) || !Array.isArray(f.users) || !f.users.every(str)) return undefined;
-      return { type: "presence", topic: f.topic, users: f.users, id: f.id };
+    case "presence": {
+      // Above the gateway's cap `users` is left out and only `count` is given.
+      const users = Array.isArray(f.users) && f.users.every(str) ? f.users : undefined;
+      if (!str(f.topic) || (f.users !== undefined && users === undefined)) return undefined;
+      const count = num(f.count) ? f.count : users?.length;
+      if (count === undefined) return undefined;
+      return { type: "presence", topic: f.topic, count, ...(users !== undefined ? { users } : {}), id: f.id };
+    }
     case "error":
       return str(f.code) ? { type: "error", code: f.code, message: str(f.message) ? f.message : f.code, id: f.id } : undefined;
     case "pong":

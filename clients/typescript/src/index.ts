@@ -3,7 +3,7 @@
 export { Client } from "./client.js";
 export type { ClientEvents, ClientOptions, ClientSettings, TokenSource } from "./client.js";
 export { AuthError, ClosedError, ConnectionLostError, HeraldError, RequestTimeoutError, ServerError } from "./errors.js";
-export type { Message, Position } from "./frames.js";
+export type { Message, Position, Presence } from "./frames.js";
 export { CloseCode } from "./policy.js";
 export type { WebSocketConstructor, WebSocketLike } from "./socket.js";
 export { ClientState, IllegalTransitionError, SubscriptionState } from "./state.js";

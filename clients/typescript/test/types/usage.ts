@@ -10,8 +10,8 @@ async function usage(): Promise<void> {
   sub.on("gap", ({ position }) => console.log(position?.offset));
   sub.on("state", ({ from, to }) => console.log(from, to));
   const offset: number = await c.publish("chat.x", { text: "hi" });
-  const users: string[] = await d.presence("room.1");
-  console.log(offset, users, c.state === "connected");
+  const { count, users }: { count: number; users?: string[] } = await d.presence("room.1");
+  console.log(offset, count, users, c.state === "connected");
   c.close();
 }
 void usage;

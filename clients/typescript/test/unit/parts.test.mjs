@@ -109,4 +109,12 @@ test("frames are read defensively; unknown ones are ignored", () => {
     recovered: false,
   });
   assert.equal(parseServerFrame('{"type":"presence","topic":"a","users":[1]}'), undefined);
+  assert.deepEqual(parseServerFrame('{"type":"presence","topic":"a","users":["u"],"id":1}'), {
+    type: "presence",
+    topic: "a",
+    count: 1,
+    users: ["u"],
+    id: 1,
+  });
+  assert.equal(parseServerFrame('{"type":"presence","topic":"a"}'), undefined);
 });
