@@ -36,6 +36,11 @@ def assert_exact(result: dict[str, Any]) -> None:
     assert result["wide"]["count"] == result["topicA"]["count"] + result["topicB"]["count"]
 
 
+def assert_replayed(result: dict[str, Any]) -> None:
+    """Messages were published while the client was away: only the replay with ``since`` brings them."""
+    assert result["publishedWhileDown"] is not None and result["publishedWhileDown"] >= 5, result
+
+
 def test_gateway_sigkill_mid_stream_loses_nothing(node: str, stack: Stack) -> None:
     gw = stack.gateways[0]
 
@@ -48,6 +53,7 @@ def test_gateway_sigkill_mid_stream_loses_nothing(node: str, stack: Stack) -> No
     result = run.last("result")
     assert run.returncode == 0, run.stderr
     assert_exact(result)
+    assert_replayed(result)
     assert result["receivedAfterReconnect"] >= 20
     assert 1006 in [d["code"] for d in result["disconnects"]], result["disconnects"]
     assert result["gaps"] == 0 and result["recovered"] == [True, True], result
@@ -65,6 +71,7 @@ def test_gateway_sigterm_closes_1001_and_the_client_resumes(node: str, stack: St
     result = run.last("result")
     assert run.returncode == 0, run.stderr
     assert_exact(result)
+    assert_replayed(result)
     assert result["disconnects"][0]["code"] == 1001, result["disconnects"]
     assert result["gaps"] == 0 and result["recovered"] == [True, True], result
 
@@ -86,6 +93,7 @@ def test_frozen_gateway_is_noticed_by_ping_and_the_client_resumes(node: str, sta
     result = run.last("result")
     assert run.returncode == 0, run.stderr
     assert_exact(result)
+    assert_replayed(result)
     first = result["disconnects"][0]
     assert (first["code"], first["reason"]) == (4000, "no answer to ping"), result["disconnects"]
     assert result["deadNoticedAfterMs"] <= 2000 + 700, result

@@ -35,13 +35,21 @@ const disconnects = [];
 let refreshes = 0;
 let lastDisconnectAt = 0;
 let deadNoticedAfterMs;
-client.on("state", ({ to }) => states.push(to));
+// Messages published between the first disconnect and the reconnect: what only a replay brings.
+let sentAtDisconnect;
+let sentAtReconnect;
+client.on("state", ({ from, to }) => {
+  states.push(to);
+  if (from === "connected" && sentAtDisconnect === undefined) sentAtDisconnect = sent;
+  if (to === "connected" && sentAtDisconnect !== undefined && sentAtReconnect === undefined) sentAtReconnect = sent;
+});
 client.on("refreshed", () => refreshes++);
 client.on("disconnect", ({ code, reason }) => {
   disconnects.push({ code, reason });
   lastDisconnectAt = Date.now();
 });
 
+let sent = 0;
 const wide = [];
 const narrow = [];
 const byTopic = { a: [], b: [] };
@@ -57,7 +65,6 @@ await client.connect();
 await Promise.all([wideSub.ready(), narrowSub.ready()]);
 
 const control = commands();
-let sent = 0;
 let failedPublishes = 0;
 let stop = false;
 const published = { a: [], b: [] };
@@ -102,6 +109,7 @@ say("result", {
   topicA: audit(byTopic.a, published.a),
   topicB: audit(byTopic.b, published.b),
   receivedAfterReconnect: wide.length - counted,
+  publishedWhileDown: sentAtReconnect === undefined ? null : sentAtReconnect - sentAtDisconnect,
   states,
   disconnects,
   tokens,
