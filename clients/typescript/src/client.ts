@@ -93,6 +93,8 @@ export class Client extends Emitter<ClientEvents> {
   private refreshing = false;
   private attempt = 0;
   private nextId = 1;
+  /** Counts connection attempts, so a slow `getToken` of an abandoned one is ignored. */
+  private opening = 0;
   /** The newest position seen on any topic (offsets come from one stream). */
   private high: Position | undefined;
   private connectWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -234,23 +236,27 @@ export class Client extends Emitter<ClientEvents> {
 
   private async open(): Promise<void> {
     this.machine.to(ClientState.Connecting);
+    const attempt = ++this.opening;
+    const current = () => this.opening === attempt && this.state === ClientState.Connecting;
+    // The timeout covers getToken too: a callback that never settles must not stall the client.
+    this.connectTimer.set(this.settings.connectTimeoutMs, () => this.lost(CloseCode.Dead, "no auth_success in time"));
     let token: string;
     try {
       token = await this.fetchToken();
     } catch (error) {
-      if (this.state !== ClientState.Connecting) return;
+      if (!current()) return;
+      this.connectTimer.clear();
       this.emit("error", error instanceof HeraldError ? error : new AuthError("getToken failed", error));
       this.machine.to(ClientState.Disconnected);
       this.scheduleReconnect(false);
       return;
     }
-    if (this.state !== ClientState.Connecting) return;
+    if (!current()) return;
     if (this.Impl === undefined) {
       this.shutdown(new HeraldError("no WebSocket on this platform: pass one (e.g. the ws package's)", "closed"), false);
       return;
     }
     this.token = token;
-    this.connectTimer.set(this.settings.connectTimeoutMs, () => this.lost(CloseCode.Dead, "no auth_success in time"));
     try {
       this.socket = new Socket(this.Impl, this.url, {
         open: () => this.send({ type: "auth", token }),
@@ -359,11 +365,13 @@ export class Client extends Emitter<ClientEvents> {
     this.userId = userId;
     this.attempt = 0;
     this.backoff.reset();
-    this.machine.to(ClientState.Connected);
     this.schedulePing();
     this.scheduleRefresh();
+    // Resubscribe and send what waited before announcing `connected`: a listener that
+    // subscribes or publishes on that event then sends its frame once, after these.
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
     this.flush();
+    this.machine.to(ClientState.Connected);
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
     for (const w of waiters) w.resolve();

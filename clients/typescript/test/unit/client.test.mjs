@@ -479,3 +479,41 @@ test("without any WebSocket the client closes with a clear error", async () => {
   }
   assert.throws(() => new Client(URL, {}), TypeError);
 });
+
+test("a listener that subscribes when connected sends its subscribe once", async () => {
+  const { clock, sockets, client } = setup();
+  client.subscribe("old", () => {});
+  let added = false;
+  client.on("state", ({ to }) => {
+    if (to === "connected" && !added) {
+      added = true;
+      client.subscribe("new", () => {});
+    }
+  });
+  await Promise.all([client.connect(), accept(sockets, 0)]);
+  assert.deepEqual(sockets[0].framesOf("subscribe").map((f) => f.topic), ["old", "new"]);
+  sockets[0].serverClose(1006);
+  await clock.advance(300);
+  const ws1 = await accept(sockets, 1);
+  assert.deepEqual(ws1.framesOf("subscribe").map((f) => f.topic), ["old", "new"]);
+});
+
+test("a getToken that never settles is given up after the connect timeout; its late token is ignored", async () => {
+  const clock = new FakeClock();
+  const { FakeWebSocket, sockets } = fakeWebSocket();
+  const pending = [];
+  const getToken = () => new Promise((resolve) => pending.push(resolve));
+  const client = new Client(URL, { getToken, clock, connectTimeoutMs: 1000, random: () => 0.5 }, FakeWebSocket);
+  client.connect();
+  await clock.advance(1000);
+  assert.equal(client.state, "disconnected");
+  await clock.advance(250);
+  assert.equal(pending.length, 2, "a second attempt asked again");
+  pending[0]("late-token");
+  await settle();
+  assert.equal(sockets.length, 0, "the abandoned attempt opened nothing");
+  pending[1]("fresh-token");
+  await accept(sockets, 0);
+  assert.equal(sockets[0].sent[0].token, "fresh-token");
+  assert.equal(client.state, "connected");
+});
