@@ -151,7 +151,8 @@ def test_producer_sweep_reports_every_stage(results: dict[str, Any]) -> None:
 def test_presence_views_agreed_and_the_storm_sent_no_frames(results: dict[str, Any]) -> None:
     section = results["sections"]["presence"]
     join = section["join"]
-    assert join["members"] == results["config"]["presence_members"]
+    config = results["config"]
+    assert join["members"] == config["presence_sockets"] - config["presence_watchers"] - 2
     assert join["frames"] == join["frames_expected"] > 0
     assert join["agree_seconds"] > 0 and join["batches"] > 0
     assert section["storm"]["join_leave_frames"] == 0  # reconnected within the grace

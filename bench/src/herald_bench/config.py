@@ -79,9 +79,9 @@ class Config:
     producer_clients: int = 2
     #: keep-alive connections each load process POSTs over
     post_connections: int = 64
-    #: presence: members joining one topic over two gateways, watchers (``presence: true``),
-    #: and the gateways' HERALD_PRESENCE_GRACE
-    presence_members: int = 1000
+    #: presence: sockets on one topic over two gateways (watchers with ``presence: true``,
+    #: two query sockets, the rest joining members), and the gateways' HERALD_PRESENCE_GRACE
+    presence_sockets: int = 1000
     presence_watchers: int = 20
     presence_grace: float = 5.0
     quick: bool = False
@@ -123,7 +123,7 @@ QUICK = Config(
     producer_seconds=1.0,
     producer_clients=2,
     post_connections=4,
-    presence_members=60,
+    presence_sockets=60,
     presence_watchers=4,
     presence_grace=1.0,
     quick=True,

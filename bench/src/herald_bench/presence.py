@@ -3,8 +3,9 @@
 Two gateways of their own (``HERALD_PRESENCE_GRACE`` from ``presence_grace``: the default
 5 s in a full run, 1 s in a quick one; every other presence setting at its default). First
 ``presence_watchers`` sockets subscribe to the topic with ``presence: true``, split over
-both gateways; then ``presence_members`` sockets of distinct users join it, half on each
-gateway, ``CONNECT_CONCURRENCY`` at a time.
+both gateways, with one query socket per gateway; then the rest of ``presence_sockets``
+(1,000: the default ``HERALD_PRESENCE_MAX_USERS``, so every user is listed) are members of
+distinct users that join it, half on each gateway, ``CONNECT_CONCURRENCY`` at a time.
 Measured:
 
 - **join**: from the first connect until every view agrees: a ``presence`` query on each
@@ -129,7 +130,11 @@ async def _agree(queries: list[ClientConnection], watchers: list[Watcher], users
         if all(c == len(users) for c in counts) and all(w.joins == users for w in watchers):
             return time.monotonic() - start
         await asyncio.sleep(POLL)
-    raise TimeoutError(f"presence views did not agree within {AGREE_TIMEOUT:.0f} s")
+    seen = sorted(len(w.joins) for w in watchers)
+    raise TimeoutError(
+        f"presence views did not agree within {AGREE_TIMEOUT:.0f} s: {len(users)} users, gateways count {counts}, "
+        f"watchers know {seen[:1]}…{seen[-1:]}"
+    )
 
 
 def _frames(gws: list[Gw]) -> float:
@@ -164,7 +169,8 @@ async def run(bench: Bench) -> dict[str, Any]:
     started = [stack.gateway(extra_env={"HERALD_PRESENCE_GRACE": str(grace)}) for _ in range(2)]
     gws = [Gw(s.pid, port, int(s.env["HERALD_GATEWAY_METRICS_PORT"])) for s, port in started]
     secret = stack.secret
-    members = [f"member-{i}" for i in range(cfg.presence_members)]
+    # Every socket counts: watchers and the two query sockets are on the topic too.
+    members = [f"member-{i}" for i in range(cfg.presence_sockets - cfg.presence_watchers - 2)]
     sockets: list[ClientConnection] = []
     watchers: list[Watcher] = []
     queries: list[ClientConnection] = []
@@ -191,7 +197,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         cpu = _cpu(gws) - cpu0
         rss = sum(rss_bytes(g.pid) for g in gws) - rss0
         frames = _frames(gws) - frames0
-        n = cfg.presence_members
+        n = len(members)
         join = {
             "members": n,
             "watchers": cfg.presence_watchers,
@@ -247,8 +253,8 @@ def render(section: dict[str, Any] | None) -> list[str]:
         return [f"Presence: FAILED: {section['error']}", ""]
     j, s, lv = section["join"], section["storm"], section["leave"]
     return [
-        f"Presence: {j['members']} members joining one topic on 2 gateways, {j['watchers']} watchers "
-        f"(presence: true), grace {section['grace']:g} s",
+        f"Presence: {j['members'] + j['watchers'] + 2} sockets on one topic over 2 gateways: {j['members']} members "
+        f"joining, {j['watchers']} watchers (presence: true), 2 query sockets; grace {section['grace']:g} s",
         f"  join: connected in {j['connect_seconds']} s; every view agrees {j['agree_seconds']} s after the first "
         f"connect ({j['agree_after_last_subscribed_seconds']} s after the last subscribed); "
         f"{j['frames']} join frames (expected {j['frames_expected']}) in {j['batches']} NATS batches",
