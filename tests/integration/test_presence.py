@@ -146,6 +146,23 @@ def test_join_and_leave_reach_watchers_on_the_other_gateway(stack: Stack) -> Non
         assert presence_frames(w, 0.5) == []
 
 
+def test_a_join_is_not_held_back_behind_a_pending_leave(stack: Stack) -> None:
+    gw0, gw1 = stack.gateways[:2]
+    topic = fresh()
+    with member(gw0, "watcher", topic, presence=True) as w:
+        next_presence(w, 3)
+        with member(gw1, "kate", topic):
+            assert next_presence(w, 3)[0]["userId"] == "kate"
+        # kate's leave now waits out the grace on gw1; leo's join there must not wait with it.
+        time.sleep(0.3)
+        started = time.monotonic()
+        with member(gw1, "leo", topic):
+            frame, at = next_presence(w, 3)
+            assert frame == {"type": "join", "topic": topic, "userId": "leo"}
+            assert at - started < GRACE / 2
+            assert next_presence(w, GRACE + 3)[0] == {"type": "leave", "topic": topic, "userId": "kate"}
+
+
 def test_two_sockets_of_one_user_join_once_and_leave_with_the_last(stack: Stack) -> None:
     gw0, gw1 = stack.gateways[:2]
     topic = fresh()

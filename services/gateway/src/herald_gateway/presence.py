@@ -29,6 +29,7 @@ from msgspec import UNSET
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge
 
 from herald_common import presence as p
@@ -72,6 +73,7 @@ class PresenceSide:
         self._held: dict[ClientConnection, dict[str, bool]] = {}
         self._seq = 0
         self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
         self._subs: list[Subscription] = []
         self._timer: asyncio.TimerHandle | None = None
         self._snapshots: set[str] = set()
@@ -162,9 +164,16 @@ class PresenceSide:
     # flushing this gateway's changes
 
     def _schedule(self, delay: float) -> None:
-        if self._timer is not None or self._nc is None:
+        """Flush within ``delay`` seconds (sooner if already due sooner)."""
+        if self._nc is None:
             return
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._flush)
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(0.0, delay)
+        if self._timer is not None:
+            if self._timer.when() <= at:
+                return
+            self._timer.cancel()  # a held-back leave was due later than this change
+        self._timer = loop.call_at(at, self._flush)
 
     def _flush(self) -> None:
         self._timer = None
@@ -227,7 +236,7 @@ class PresenceSide:
                 if nc is None:
                     return
                 batch = [self._queue[i] for i in range(min(MAX_BATCH, len(self._queue)))]
-                done, error = await publish_in_order(nc, nc.jetstream(), batch, STORE_TIMEOUT)
+                done, error = await publish_in_order(nc, self._js or nc.jetstream(), batch, STORE_TIMEOUT)
                 for _ in range(done):
                     self._queue.popleft()
                 self._stored.inc(done)
@@ -244,6 +253,7 @@ class PresenceSide:
     async def attach(self, nc: Client) -> None:
         """Listen to the other gateways, get their state (waiting at most :data:`START_SYNC`), start beating."""
         self._nc = nc
+        self._js = nc.jetstream()
         subscribe = nc.subscribe
         self._subs = [
             await subscribe(p.SYNC_PREFIX + "*", cb=self._on_sync),
