@@ -30,7 +30,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from prometheus_client import Counter, Gauge
 
 from herald_common import presence as p
 from herald_common import wire
@@ -49,7 +48,8 @@ FLUSH_DELAY = 0.02
 #: How often silent gateways are looked for (the expiry bound is the timeout plus this).
 EXPIRE_EVERY = 1.0
 SNAPSHOT_TIMEOUT = 3.0
-SNAPSHOT_CHUNK = 2000
+#: Entries per NATS message (a batch or a snapshot chunk): well under 1 MB however long the names.
+SNAPSHOT_CHUNK = 1000
 #: How long a starting gateway waits for the others' state before it takes clients.
 START_SYNC = 1.5
 #: Joins and leaves waiting to be stored at most; beyond, the oldest are dropped (and counted).
@@ -82,30 +82,17 @@ class PresenceSide:
         #: set whenever the store loop has emptied the queue
         self._drained = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        registry = metrics.registry
-        Gauge(
-            "herald_gateway_presence_entries", "Presence entries (topic, user, gateway) known.", registry=registry
-        ).set_function(lambda: self._roster.members)
-        Gauge(
-            "herald_gateway_presence_gateways", "Other gateways whose presence is known.", registry=registry
-        ).set_function(lambda: len(self._roster.peers))
-        self._frames = Counter(
-            "herald_gateway_presence_frames", "Join and leave frames queued to sockets.", registry=registry
-        )
-        self._batches = Counter(
-            "herald_gateway_presence_batches", "Presence batches sent to the other gateways.", registry=registry
-        )
-        self._stored = Counter(
-            "herald_gateway_presence_events", "Joins and leaves stored on HERALD_PRESENCE.", registry=registry
-        )
-        self._lost = Counter(
-            "herald_gateway_presence_events_dropped",
-            "Joins and leaves dropped before they could be stored (queue full).",
-            registry=registry,
-        )
-        self._resyncs = Counter(
-            "herald_gateway_presence_snapshots", "Snapshots fetched from other gateways.", registry=registry
-        )
+        self._metrics = metrics
+
+    @property
+    def entries(self) -> int:
+        """(topic, user, gateway) entries known, this gateway's own included."""
+        return self._roster.members
+
+    @property
+    def gateways(self) -> int:
+        """Other gateways whose presence is known."""
+        return len(self._roster.peers)
 
     # the client side
 
@@ -179,11 +166,13 @@ class PresenceSide:
         self._timer = None
         now = time.time()
         entries = self._tracker.flush(now)
-        if entries:
+        # A burst is split so that no NATS message comes near the server's payload limit.
+        for start in range(0, len(entries), SNAPSHOT_CHUNK):
+            chunk = entries[start : start + SNAPSHOT_CHUNK]
             self._seq += 1
-            self._send(p.SYNC_PREFIX + self.id, p.Sync(gateway=self.id, seq=self._seq, entries=entries))
-            self._batches.inc()
-            self._relay(self._roster.apply_own(entries), store=True)
+            self._send(p.SYNC_PREFIX + self.id, p.Sync(gateway=self.id, seq=self._seq, entries=chunk))
+            self._metrics.presence_batches.inc()
+            self._relay(self._roster.apply_own(chunk), store=True)
         deadline = self._tracker.deadline
         if self._tracker.pending:
             self._schedule(FLUSH_DELAY)
@@ -191,10 +180,19 @@ class PresenceSide:
             self._schedule(deadline - now)
 
     def _send(self, subject: str, message: msgspec.Struct, reply: str = "") -> None:
+        """Publish without waiting (in order: each task appends to the client's buffer at once)."""
         nc = self._nc
         if nc is None or nc.is_closed:
             return
-        self._spawn(nc.publish(subject, p.encoder.encode(message), reply=reply))
+        self._spawn(self._publish(nc, subject, p.encoder.encode(message), reply))
+
+    @staticmethod
+    async def _publish(nc: Client, subject: str, data: bytes, reply: str) -> None:
+        try:
+            await nc.publish(subject, data, reply=reply)
+        except Exception as exc:
+            # A lost batch is found by the others' next heartbeat check (they ask for a snapshot).
+            log.warning("a presence message could not be published: %s", type(exc).__name__)
 
     # joins and leaves
 
@@ -213,7 +211,7 @@ class PresenceSide:
             for conn in list(watchers):
                 if not conn.deliver(frame):
                     self._overflow(conn)
-            self._frames.inc(len(watchers))
+            self._metrics.presence_frames.inc(len(watchers))
 
     def _store(self, change: Change, at: int) -> None:
         event = p.PresenceEvent(type=change.kind.value, topic=change.topic, user_id=change.user, at=at, gateway=self.id)
@@ -223,7 +221,7 @@ class PresenceSide:
         )
         if len(self._queue) > MAX_QUEUED:
             self._queue.popleft()
-            self._lost.inc()
+            self._metrics.presence_events_dropped.inc()
         self._queued.set()
 
     async def _store_loop(self) -> None:
@@ -239,7 +237,7 @@ class PresenceSide:
                 done, error = await publish_in_order(nc, self._js or nc.jetstream(), batch, STORE_TIMEOUT)
                 for _ in range(done):
                     self._queue.popleft()
-                self._stored.inc(done)
+                self._metrics.presence_events.inc(done)
                 if error is not None:
                     log.warning("storing presence events failed: %s", type(error).__name__)
                     await asyncio.sleep(delay)
@@ -354,7 +352,7 @@ class PresenceSide:
             return  # still syncing: its next heartbeat asks again
         finally:
             self._snapshots.discard(gateway)
-        self._resyncs.inc()
+        self._metrics.presence_snapshots.inc()
         self._relay(self._roster.on_snapshot(gateway, seq, got, time.time()), store=False)
 
     async def _beat_loop(self) -> None:

@@ -89,6 +89,8 @@ class Gateway:
             nats_subscriptions=lambda: self.nats.subscriptions,
             tasks=lambda: len(asyncio.all_tasks()),
             nats_connected=lambda: 1.0 if self.nats.connected else 0.0,
+            presence_entries=lambda: self.presence.entries,
+            presence_gateways=lambda: self.presence.gateways,
         )
         self.delivery = Delivery(self.interest, self.metrics, self._overflow)
         self.nats = NatsSide(settings, self.delivery, self.metrics, on_revoked=self._revoke)
