@@ -38,7 +38,7 @@ from herald_common.jsbatch import MAX_BATCH, MSG_ID, Outgoing, publish_in_order
 from herald_gateway.connection import ClientConnection
 from herald_gateway.fanout import text_frame
 from herald_gateway.metrics import Metrics
-from herald_gateway.roster import Change, Kind, Roster
+from herald_gateway.roster import Change, Kind, PeerState, Roster
 from herald_gateway.tracker import Tracker
 
 log = logging.getLogger("herald.gateway")
@@ -383,7 +383,7 @@ class PresenceSide:
         if nc is not None and nc.is_connected:
             with contextlib.suppress(Exception):
                 await nc.publish(p.BYE_PREFIX + self.id, p.encoder.encode(p.Bye(gateway=self.id)))
-            if not self._roster.peers:
+            if all(state is PeerState.LEAVING for state in self._roster.peers.values()):
                 now_ms = int(time.time() * 1000)
                 for topic, user in self._tracker.announced():
                     self._store(Change(Kind.LEAVE, topic, user, 0, self.id), now_ms)
