@@ -381,3 +381,26 @@ def test_a_join_flood_stays_bounded(stack: Stack) -> None:
         return all(n <= before for n, before in zip(now, entries, strict=True))
 
     assert until(settled, GRACE + 4), [metric(gw, "herald_gateway_presence_entries") for gw in (gw0, gw1)]
+
+
+def test_who_may_see_presence_is_who_may_subscribe(stack: Stack) -> None:
+    gw1 = stack.gateways[1]
+    topics = ["messages.user.kim", "messages.user.lou", "messages", "orders.eu", "orders.us"]
+    allowed = {
+        "kim": {"messages.user.kim", "orders.eu"},
+        "lou": {"messages.user.lou"},
+        "root": set(topics),
+    }
+    claims: dict[str, dict[str, Any]] = {"kim": {"topics": ["orders.eu"]}, "lou": {}, "root": {}}
+    with member(stack.gateways[0], "kim", "orders.eu"):
+        for user, may in allowed.items():
+            roles = ("admin",) if user == "root" else ()
+            with client(gw1.url, user, *roles, **claims[user]) as c:
+                for topic in topics:
+                    answer = query(c, topic, topic)
+                    if topic in may:
+                        assert answer["type"] == "presence" and answer["id"] == topic, (user, answer)
+                    else:
+                        assert (answer["type"], answer["code"], answer["id"]) == ("error", "forbidden", topic), user
+                if "orders.eu" in may:
+                    assert until(lambda c=c: query(c, "orders.eu").get("users") == ["kim"]), user
