@@ -314,3 +314,13 @@ def test_who_may_see_presence_is_who_may_subscribe(stack: Stack) -> None:
                         assert (answer["type"], answer["code"], answer["id"]) == ("error", "forbidden", topic), user
                 if "orders.eu" in may:
                     assert until(lambda c=c: query(c, "orders.eu").get("users") == ["kim"]), user
+
+
+def test_a_watcher_hears_subscribed_and_its_replay_before_its_own_join(stack: Stack) -> None:
+    gw0 = stack.gateways[0]
+    topic = fresh()
+    with client(gw0.url, "nina", **grant(topic)) as c:
+        since = {"offset": 0, "epoch": "not-this-one"}
+        c.send({"type": "subscribe", "topic": topic, "presence": True, "since": since, "id": 1})
+        assert c.recv(5) == {"type": "subscribed", "topic": topic, "id": 1, "recovered": False}
+        assert next_presence(c, 3)[0] == {"type": "join", "topic": topic, "userId": "nina"}
