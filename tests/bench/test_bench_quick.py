@@ -47,7 +47,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.mark.timeout(250)
 def test_no_section_failed(results: dict[str, Any]) -> None:
     sections = results["sections"]
-    assert set(sections) == {*REST_ROWS, "rest_batch", "producer", *FANOUT, "latency", *IDLE}
+    assert set(sections) == {*REST_ROWS, "rest_batch", "producer", *FANOUT, "latency", *IDLE, "presence"}
     assert {name: s["error"] for name, s in sections.items() if "error" in s} == {}
 
 
@@ -145,3 +145,15 @@ def test_producer_sweep_reports_every_stage(results: dict[str, Any]) -> None:
     assert [s["offered_rate"] for s in section["steps"]] == list(
         results["config"]["producer_rates"][: len(section["steps"])]
     )
+
+
+@pytest.mark.timeout(250)
+def test_presence_views_agreed_and_the_storm_sent_no_frames(results: dict[str, Any]) -> None:
+    section = results["sections"]["presence"]
+    join = section["join"]
+    config = results["config"]
+    assert join["members"] == config["presence_sockets"] - config["presence_watchers"] - 2
+    assert join["frames"] == join["frames_expected"] > 0
+    assert join["agree_seconds"] > 0 and join["batches"] > 0
+    assert section["storm"]["join_leave_frames"] == 0  # reconnected within the grace
+    assert section["leave"]["agree_seconds"] >= section["grace"]

@@ -6,8 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 #: the REST-fed headline (rest: publish, batch, messages, latency; fanout-rest; producer
-#: sweep), then the gateway-only breakdowns (fanout + saturation, latency rounds, idle)
-SECTIONS = ("rest", "fanout-rest", "producer", "fanout", "latency", "idle")
+#: sweep), then the gateway-only breakdowns (fanout + saturation, latency rounds, idle),
+#: then presence on two gateways
+SECTIONS = ("rest", "fanout-rest", "producer", "fanout", "latency", "idle", "presence")
 REST_SECTIONS = frozenset({"rest", "fanout-rest", "producer"})
 
 
@@ -78,6 +79,11 @@ class Config:
     producer_clients: int = 2
     #: keep-alive connections each load process POSTs over
     post_connections: int = 64
+    #: presence: sockets on one topic over two gateways (watchers with ``presence: true``,
+    #: two query sockets, the rest joining members), and the gateways' HERALD_PRESENCE_GRACE
+    presence_sockets: int = 1000
+    presence_watchers: int = 20
+    presence_grace: float = 5.0
     quick: bool = False
 
     def replace(self, **changes: object) -> Config:
@@ -117,5 +123,8 @@ QUICK = Config(
     producer_seconds=1.0,
     producer_clients=2,
     post_connections=4,
+    presence_sockets=60,
+    presence_watchers=4,
+    presence_grace=1.0,
     quick=True,
 )

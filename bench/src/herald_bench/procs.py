@@ -214,11 +214,11 @@ class Stack:
             "HERALD_LOG_LEVEL": "warning",
         }
 
-    def gateway(self, workers: int = 1) -> tuple[Service, int]:
+    def gateway(self, workers: int = 1, extra_env: dict[str, str] | None = None) -> tuple[Service, int]:
         """Start a gateway with its per-IP and per-connection limits raised for a single-host load.
 
         With ``workers`` > 1 it is ``HERALD_GATEWAY_WORKERS`` processes on one port
-        (SO_REUSEPORT); :func:`gateway_pids` lists them.
+        (SO_REUSEPORT); :func:`gateway_pids` lists them. ``extra_env``: settings of this one.
         """
         port = free_port()
         metrics = free_ports(workers)
@@ -230,6 +230,7 @@ class Stack:
                 "HERALD_GATEWAY_WORKERS": str(workers),
             }
             | GATEWAY_OVERRIDES
+            | (extra_env or {})
             | self.gateway_env
         )
         service = Service("gateway", env, self.folder)

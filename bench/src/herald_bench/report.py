@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from herald_bench import presence
+
 FANOUT_SECTIONS = (
     ("fanout_herald", "herald, 1 process"),
     ("fanout_native", "nats-server WS"),
@@ -112,6 +114,7 @@ def render(results: dict[str, Any]) -> str:
         out.extend(_producer(sections.get("producer"), cfg))
     if any(key in sections for key in BREAKDOWN_SECTIONS):
         out.extend(_breakdown(sections, cfg, fanout, labels))
+    out.extend(presence.render(sections.get("presence")))
     out.append("CPU % is of one core over the measurement window; a load process near 100 % was saturated.")
     return "\n".join(out)
 

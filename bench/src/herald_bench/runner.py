@@ -15,7 +15,8 @@ the api, its outbox, the relay and the bridge):
    saturation search; the same against nats-server's native WebSocket listener and
    through one gateway of several processes on one port (SO_REUSEPORT);
 5. ``latency``: at 50,000 deliveries/s, the three targets in turns, several rounds;
-6. ``idle``: RSS per connection and connect rate, for a fresh gateway and for nats-server.
+6. ``idle``: RSS per connection and connect rate, for a fresh gateway and for nats-server;
+7. ``presence``: members joining one topic on two gateways (:mod:`herald_bench.presence`).
 
 A section that fails is recorded with its error and the run goes on; nothing is filled in
 for it.
@@ -41,7 +42,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
-from herald_bench import publishers, targets
+from herald_bench import presence, publishers, targets
 from herald_bench.config import REST_SECTIONS, Config
 from herald_bench.pool import LoadPool
 from herald_bench.procs import BIN, Stack, cpu_seconds, gateway_pids, rss_bytes
@@ -153,6 +154,8 @@ class Bench:
                 sections["idle_native"] = await self._section(
                     "idle connections, nats-server", self._idle(native, nats_pid, baseline_wait=0.0)
                 )
+            if "presence" in want:
+                sections["presence"] = await self._section("presence, 2 gateways", presence.run(self))
         finally:
             if self.pool is not None:
                 self.pool.shutdown()

@@ -190,6 +190,36 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     ] = 20.0
     shutdown_grace: Annotated[Seconds, _doc("Seconds a stopping service waits for in-flight work.")] = 5.0
 
+    # Presence (docs/protocol.md, "Presence").
+    presence_grace: Annotated[
+        Annotated[float, Meta(ge=0)],
+        _doc(
+            "Seconds a user's leave is held back after their last socket left a topic; a socket of theirs "
+            "subscribing again meanwhile cancels it (no leave, no second join). 0 announces leaves at once."
+        ),
+    ] = 5.0
+    presence_heartbeat: Annotated[
+        Seconds, _doc("Seconds between a gateway's presence heartbeats on NATS (each names its last update).")
+    ] = 5.0
+    presence_timeout: Annotated[
+        Seconds,
+        _doc(
+            "Seconds without a heartbeat after which other gateways drop a gateway's users (a crash); at least "
+            "twice HERALD_PRESENCE_HEARTBEAT. Its users leave within this plus 1 s."
+        ),
+    ] = 15.0
+    presence_max_users: Annotated[
+        Positive,
+        _doc(
+            "Users on one topic up to which presence lists them and sends join/leave frames; above it, "
+            "answers give the count only and join/leave frames stop."
+        ),
+    ] = 1000
+    presence_events_max_age: Annotated[
+        Seconds, _doc("Seconds join and leave events are kept in the HERALD_PRESENCE stream.")
+    ] = 86400.0
+    # End of the presence settings.
+
     api_host: Annotated[str, _doc("Address the api listens on.")] = "127.0.0.1"
     api_workers: Annotated[
         Positive,
@@ -343,6 +373,11 @@ def _check_together(settings: Settings) -> None:
     for name, needs, why in _TOGETHER:
         if getattr(settings, name) and not getattr(settings, needs):
             raise ConfigError(f"{PREFIX}{name.upper()} is set but {PREFIX}{needs.upper()} is not: {why}")
+    if settings.presence_timeout < 2 * settings.presence_heartbeat:
+        raise ConfigError(
+            f"{PREFIX}PRESENCE_TIMEOUT ({settings.presence_timeout:g}) must be at least twice "
+            f"{PREFIX}PRESENCE_HEARTBEAT ({settings.presence_heartbeat:g}): one lost heartbeat must not drop a gateway"
+        )
     if settings.nats_creds and settings.nats_user:
         raise ConfigError(
             f"{PREFIX}NATS_CREDS and {PREFIX}NATS_USER are both set: NATS takes one kind of credentials; pick one"

@@ -1,6 +1,6 @@
 """Herald's JetStream streams, declared in one place and created idempotently.
 
-Both allow atomic batch publishes (:mod:`herald_common.jsbatch`): the api, its outbox relay
+All allow atomic batch publishes (:mod:`herald_common.jsbatch`): the api, its outbox relay
 and the bridge write many messages per acknowledgement that way.
 """
 
@@ -14,6 +14,8 @@ from nats.js.errors import NotFoundError
 
 from herald_common.config import Settings
 from herald_common.events import EVENT_PREFIX
+from herald_common.presence import EVENT_PREFIX as PRESENCE_PREFIX
+from herald_common.presence import PRESENCE_STREAM
 from herald_common.topics import LIVE_PREFIX, TOPIC_PREFIX
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,21 @@ def topics_stream_config(settings: Settings) -> StreamConfig:
     )
 
 
+def presence_stream_config(settings: Settings) -> StreamConfig:
+    """Joins and leaves for backends: ``presence.join.<topic>``, ``presence.leave.<topic>``."""
+    return StreamConfig(
+        name=PRESENCE_STREAM,
+        subjects=[PRESENCE_PREFIX + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=settings.nats_replicas,
+        max_age=settings.presence_events_max_age,
+        duplicate_window=settings.dedup_window,
+        discard=DiscardPolicy.OLD,
+        allow_atomic=True,
+    )
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream, or update it when its configuration changed."""
     assert config.name is not None
@@ -79,3 +96,4 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
     await ensure_stream(js, events_stream_config(settings))
     await ensure_stream(js, topics_stream_config(settings))
+    await ensure_stream(js, presence_stream_config(settings))

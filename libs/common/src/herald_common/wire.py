@@ -39,9 +39,12 @@ class Auth(msgspec.Struct, tag="auth", tag_field="type", frozen=True):
 
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", frozen=True, omit_defaults=True):
+    """``presence``: also receive ``join``/``leave`` frames (exact topics only)."""
+
     topic: str
     id: Any | UnsetType = UNSET
     since: Since | None = None
+    presence: bool = False
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type", frozen=True, omit_defaults=True):
@@ -61,7 +64,14 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type", frozen=True):
     pass
 
 
-ClientFrame = Auth | Subscribe | Unsubscribe | Publish | Ping
+class PresenceQuery(msgspec.Struct, tag="presence", tag_field="type", frozen=True, omit_defaults=True):
+    """Who is subscribed to the exact ``topic`` now (on any gateway)."""
+
+    topic: str
+    id: Any | UnsetType = UNSET
+
+
+ClientFrame = Auth | Subscribe | Unsubscribe | Publish | Ping | PresenceQuery
 
 
 class AuthSuccess(msgspec.Struct, tag="auth_success", tag_field="type", rename="camel", frozen=True):
@@ -112,7 +122,30 @@ class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
     pass
 
 
-ServerFrame = AuthSuccess | Subscribed | Unsubscribed | Message | Published | Error | Pong
+class Join(msgspec.Struct, tag="join", tag_field="type", rename="camel", frozen=True):
+    """A user's first socket subscribed to ``topic`` (on any gateway)."""
+
+    topic: str
+    user_id: str
+
+
+class Leave(msgspec.Struct, tag="leave", tag_field="type", rename="camel", frozen=True):
+    """A user's last socket left ``topic`` (on every gateway), after the grace period."""
+
+    topic: str
+    user_id: str
+
+
+class Presence(msgspec.Struct, tag="presence", tag_field="type", frozen=True, omit_defaults=True):
+    """The answer to a ``presence`` query: ``users`` (sorted) is left out above the cap, ``count`` never is."""
+
+    topic: str
+    count: int
+    users: list[str] | UnsetType = UNSET
+    id: Any | UnsetType = UNSET
+
+
+ServerFrame = AuthSuccess | Subscribed | Unsubscribed | Message | Published | Error | Pong | Join | Leave | Presence
 
 
 class Publication(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -37,6 +37,7 @@ from herald_api.storage.engine import create_engine
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.sql import SqlStorage
 from herald_api.topichistory import TopicHistory
+from herald_api.topicpresence import TopicPresenceReader
 from herald_api.tracing import tracing_middleware
 from herald_common.config import Settings
 from herald_common.tokens import TokenVerifier
@@ -122,7 +123,9 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
             "publish_service": PublishService(writes, relay.wake, direct),
             "direct_publisher": direct,
             "fast_paths": fast_paths,
-            "topic_service": TopicService(storage, TopicHistory(link), settings.page_limit_max),
+            "topic_service": TopicService(
+                storage, TopicHistory(link), settings.page_limit_max, TopicPresenceReader(link)
+            ),
         }
     )
     return Litestar(

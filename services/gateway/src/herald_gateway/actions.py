@@ -32,9 +32,13 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class AddInterest:
-    """This connection now holds ``pattern``: deliver its live messages here."""
+    """This connection now holds ``pattern``: deliver its live messages here.
+
+    ``presence``: it wants join/leave frames of that (exact) topic.
+    """
 
     pattern: str
+    presence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +101,31 @@ class Replay:
     lost_frame: bytes
 
 
-Action = Send | Close | AddInterest | RemoveInterest | AskMembership | PublishTo | BeginRecovery | Replay
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A repeated ``subscribe`` of the exact ``topic`` already held: join/leave frames wanted or not."""
+
+    topic: str
+    presence: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AskPresence:
+    """Answer a ``presence`` query for ``topic`` (authorized already), echoing ``frame_id``."""
+
+    topic: str
+    frame_id: Any = UNSET
+
+
+Action = (
+    Send
+    | Close
+    | AddInterest
+    | RemoveInterest
+    | AskMembership
+    | PublishTo
+    | BeginRecovery
+    | Replay
+    | AskPresence
+    | Watch
+)

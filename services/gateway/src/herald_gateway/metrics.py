@@ -22,6 +22,8 @@ class Metrics:
         nats_subscriptions: Callable[[], float],
         tasks: Callable[[], float],
         nats_connected: Callable[[], float] = lambda: 0.0,
+        presence_entries: Callable[[], float] = lambda: 0.0,
+        presence_gateways: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         Gauge("herald_gateway_connections", "Open WebSocket connections.", registry=self.registry).set_function(
@@ -86,6 +88,34 @@ class Metrics:
             "herald_gateway_refused_connections",
             "Connections refused by a limit, by reason.",
             ["reason"],
+            registry=self.registry,
+        )
+
+        Gauge(
+            "herald_gateway_presence_entries",
+            "Presence entries (topic, user, gateway) known, this gateway's own included.",
+            registry=self.registry,
+        ).set_function(presence_entries)
+        Gauge(
+            "herald_gateway_presence_gateways", "Other gateways whose presence is known.", registry=self.registry
+        ).set_function(presence_gateways)
+        self.presence_frames = Counter(
+            "herald_gateway_presence_frames", "Join and leave frames queued to sockets.", registry=self.registry
+        )
+        self.presence_batches = Counter(
+            "herald_gateway_presence_batches", "Presence batches sent to the other gateways.", registry=self.registry
+        )
+        self.presence_snapshots = Counter(
+            "herald_gateway_presence_snapshots",
+            "Presence snapshots fetched from other gateways.",
+            registry=self.registry,
+        )
+        self.presence_events = Counter(
+            "herald_gateway_presence_events", "Joins and leaves stored on HERALD_PRESENCE.", registry=self.registry
+        )
+        self.presence_events_dropped = Counter(
+            "herald_gateway_presence_events_dropped",
+            "Joins and leaves dropped before they could be stored (too many waiting).",
             registry=self.registry,
         )
 

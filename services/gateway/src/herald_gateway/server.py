@@ -26,17 +26,20 @@ from herald_common import wire
 from herald_common.config import Settings
 from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.tokens import TokenVerifier
+from herald_common.topics import is_wildcard
 from herald_gateway import clientip, fanout, observe
 from herald_gateway.actions import (
     Action,
     AddInterest,
     AskMembership,
+    AskPresence,
     BeginRecovery,
     Close,
     PublishTo,
     RemoveInterest,
     Replay,
     Send,
+    Watch,
 )
 from herald_gateway.connection import ClientConnection, Socket
 from herald_gateway.delivery import Delivery
@@ -46,6 +49,7 @@ from herald_gateway.limits import Counter, KeyedBuckets
 from herald_gateway.metrics import Metrics
 from herald_gateway.natsside import NatsSide
 from herald_gateway.observe import ERROR_PREFIX, error_code
+from herald_gateway.presence import PresenceSide
 from herald_gateway.recovery import Recovery, RecoveryState
 from herald_gateway.session import Limits, Session
 
@@ -85,9 +89,12 @@ class Gateway:
             nats_subscriptions=lambda: self.nats.subscriptions,
             tasks=lambda: len(asyncio.all_tasks()),
             nats_connected=lambda: 1.0 if self.nats.connected else 0.0,
+            presence_entries=lambda: self.presence.entries,
+            presence_gateways=lambda: self.presence.gateways,
         )
         self.delivery = Delivery(self.interest, self.metrics, self._overflow)
         self.nats = NatsSide(settings, self.delivery, self.metrics, on_revoked=self._revoke)
+        self.presence = PresenceSide(settings, self.metrics, self._overflow)
 
     @property
     def ready(self) -> bool:
@@ -140,16 +147,24 @@ class Gateway:
                 self._overflow(conn)
 
     async def apply(self, conn: ClientConnection, actions: list[Action]) -> None:
+        present: list[AddInterest] = []
         for action in actions:
             if isinstance(action, Send | Close):
                 self._reply(conn, action)
             elif isinstance(action, AddInterest):
                 self.interest.add(action.pattern, conn)
+                if not is_wildcard(action.pattern):
+                    present.append(action)
                 await self.nats.interest_changed(action.pattern)
             elif isinstance(action, RemoveInterest):
                 conn.recovering.pop(action.pattern, None)
+                self.presence.untrack(conn, action.pattern)
                 if self.interest.remove(action.pattern, conn):
                     await self.nats.interest_changed(action.pattern)
+            elif isinstance(action, Watch):
+                self.presence.track(conn, action.topic, action.presence)
+            elif isinstance(action, AskPresence):
+                self._reply(conn, Send(self.presence.answer(action.topic, action.frame_id)))
             elif isinstance(action, BeginRecovery):
                 conn.recovering[action.pattern] = Recovery(self._settings.recovery_buffer)
             elif isinstance(action, Replay):
@@ -158,6 +173,11 @@ class Gateway:
                 self._spawn(self._ask_membership(conn, action))
             else:
                 await self._publish(conn, action)
+        # Presence counts a subscription once its ``subscribed`` (and any replay) went out, so
+        # the socket's own join never comes first; one dropped meanwhile is not counted.
+        for add in present:
+            if conn in self.interest.members(add.pattern):
+                self.presence.track(conn, add.pattern, add.presence)
         self._arm_timer(conn)
 
     def _count_error(self, frame: bytes) -> None:
@@ -306,6 +326,7 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
+        await self.presence.close(self._settings.shutdown_grace)
         await self.nats.close()
         if self._writer is not None:
             self._writer.close()

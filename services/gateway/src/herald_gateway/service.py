@@ -41,6 +41,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     pinger: asyncio.Task[None] | None = None
     try:
         await gateway.nats.attach(nc)
+        await gateway.presence.attach(nc)
         tune_gc()
         server = await serve(
             gateway.handler,

@@ -30,6 +30,9 @@ Protocol choices that PRODUCT.md leaves open:
   ``id``: the frame is not decoded at all) and are dropped; a client that keeps going is
   closed with 4008 (see :mod:`herald_gateway.limits`). WebSocket pings and pongs count
   too (:meth:`Session.on_control`).
+- ``presence: true`` on a pattern with a wildcard is ``invalid_topic``; a repeated
+  ``subscribe`` sets it anew. A ``presence`` query is authorized like a subscription to
+  its topic (:class:`~herald_gateway.actions.AskPresence`; see :mod:`herald_gateway.presence`).
 - A first ``auth`` for a user already holding ``HERALD_MAX_CONNECTIONS_PER_USER``
   connections gets ``rate_limited`` and the socket is closed with 4008. The slot taken at
   ``auth`` is given back on every way a session closes.
@@ -49,17 +52,19 @@ from herald_common.access import NeedsMembership, Verdict, authorize_publish, au
 from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.rpc import MembershipReply
 from herald_common.tokens import Claims
-from herald_common.topics import is_reserved, validate_pattern, validate_topic
+from herald_common.topics import is_reserved, is_wildcard, validate_pattern, validate_topic
 from herald_gateway.actions import (
     Action,
     AddInterest,
     AskMembership,
+    AskPresence,
     BeginRecovery,
     Close,
     PublishTo,
     RemoveInterest,
     Replay,
     Send,
+    Watch,
 )
 from herald_gateway.limits import Counter, FrameLimiter, FrameVerdict
 from herald_gateway.subscriptions import Grant, SubscriptionSet
@@ -104,6 +109,9 @@ class _Pending:
     pattern: str
     frame_id: Any
     since: wire.Since | None
+    presence: bool = False
+    #: a ``presence`` query waiting for the membership answer, not a subscription
+    query: bool = False
 
 
 class _IdProbe(msgspec.Struct):
@@ -275,7 +283,9 @@ class Session:
             return [
                 error_frame(ErrorCode.FORBIDDEN, f"not allowed to subscribe to {pending.pattern!r}", pending.frame_id)
             ]
-        return self._hold(pending.pattern, Grant.MEMBERSHIP, pending.frame_id, pending.since)
+        if pending.query:
+            return [AskPresence(pending.pattern, pending.frame_id)]
+        return self._hold(pending.pattern, Grant.MEMBERSHIP, pending.frame_id, pending.since, pending.presence)
 
     def on_published(self, topic: str, offset: int, frame_id: Any) -> list[Action]:
         """JetStream stored a :class:`PublishTo` at stream sequence ``offset``."""
@@ -360,6 +370,8 @@ class Session:
             return [error_frame(ErrorCode.UNAUTHORIZED, "token expired; send auth with a fresh token", frame.id)]
         if isinstance(frame, wire.Subscribe):
             return self._subscribe(frame)
+        if isinstance(frame, wire.PresenceQuery):
+            return self._query(frame)
         return self._publish(frame)
 
     def _refresh(self, frame: wire.Auth) -> list[Action]:
@@ -384,22 +396,44 @@ class Session:
             pattern = validate_pattern(frame.topic)
         except HeraldError as exc:
             return [error_frame(exc.code, exc.message, frame.id)]
+        if frame.presence and is_wildcard(pattern):
+            return [error_frame(ErrorCode.INVALID_TOPIC, "presence needs an exact topic, not a pattern", frame.id)]
         if pattern in self._subs:
-            return [self._subscribed(pattern, frame.id, frame.since)]
+            watch: list[Action] = [] if is_wildcard(pattern) else [Watch(pattern, frame.presence)]
+            return [*watch, self._subscribed(pattern, frame.id, frame.since)]
         if len(self._subs) + len(self._pending) >= self._limits.max_subscriptions:
             limit = self._limits.max_subscriptions
             return [error_frame(ErrorCode.RATE_LIMITED, f"at most {limit} subscriptions per connection", frame.id)]
         decision = authorize_subscribe(self._claims, pattern)
         if isinstance(decision, NeedsMembership):
-            request_id = self._next_request
-            self._next_request += 1
-            self._pending[request_id] = _Pending(pattern, frame.id, frame.since)
-            return [AskMembership(request_id, decision.channel_id, self._claims.sub)]
+            return self._ask(_Pending(pattern, frame.id, frame.since, frame.presence), decision.channel_id)
         if decision is Verdict.DENY:
             return [error_frame(ErrorCode.FORBIDDEN, f"not allowed to subscribe to {pattern!r}", frame.id)]
-        return self._hold(pattern, Grant.TOKEN, frame.id, frame.since)
+        return self._hold(pattern, Grant.TOKEN, frame.id, frame.since, frame.presence)
 
-    def _hold(self, pattern: str, grant: Grant, frame_id: Any, since: wire.Since | None) -> list[Action]:
+    def _ask(self, pending: _Pending, channel_id: str) -> list[Action]:
+        assert self._claims is not None
+        request_id = self._next_request
+        self._next_request += 1
+        self._pending[request_id] = pending
+        return [AskMembership(request_id, channel_id, self._claims.sub)]
+
+    def _query(self, frame: wire.PresenceQuery) -> list[Action]:
+        assert self._claims is not None
+        try:
+            topic = validate_topic(frame.topic)
+        except HeraldError as exc:
+            return [error_frame(exc.code, exc.message, frame.id)]
+        decision = authorize_subscribe(self._claims, topic)
+        if isinstance(decision, NeedsMembership):
+            return self._ask(_Pending(topic, frame.id, None, query=True), decision.channel_id)
+        if decision is Verdict.DENY:
+            return [error_frame(ErrorCode.FORBIDDEN, f"not allowed to see who is on {topic!r}", frame.id)]
+        return [AskPresence(topic, frame.id)]
+
+    def _hold(
+        self, pattern: str, grant: Grant, frame_id: Any, since: wire.Since | None, presence: bool = False
+    ) -> list[Action]:
         if pattern in self._subs:
             return [self._subscribed(pattern, frame_id, since)]
         if len(self._subs) >= self._limits.max_subscriptions:
@@ -409,10 +443,10 @@ class Session:
         if since is not None:
             recovered = _encode(wire.Subscribed(topic=pattern, id=frame_id, recovered=True))
             lost = self._subscribed(pattern, frame_id, since).frame
-            return [BeginRecovery(pattern), AddInterest(pattern), Replay(pattern, since, recovered, lost)]
+            return [BeginRecovery(pattern), AddInterest(pattern, presence), Replay(pattern, since, recovered, lost)]
         # AddInterest comes first: the shell has the NATS interest in place before the
         # client hears ``subscribed``, so nothing published afterwards is missed.
-        return [AddInterest(pattern), self._subscribed(pattern, frame_id, since)]
+        return [AddInterest(pattern, presence), self._subscribed(pattern, frame_id, since)]
 
     def _subscribed(self, pattern: str, frame_id: Any, since: wire.Since | None) -> Send:
         recovered: bool | msgspec.UnsetType = False if since is not None else UNSET

@@ -1,4 +1,4 @@
-"""``/api/topics/{topic}/history``: the stored history a gateway replays, over REST."""
+"""``/api/topics/{topic}/history`` (the stored history a gateway replays) and ``/presence``, over REST."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 
 from herald_api.domain.topics.deps import provide_topic_service
-from herald_api.domain.topics.schemas import HistoryPage
+from herald_api.domain.topics.schemas import HistoryPage, PresenceUser, TopicPresence
 from herald_api.domain.topics.services import TopicService
 from herald_api.openapi import error_responses
 from herald_common.tokens import Claims
@@ -49,3 +49,25 @@ class TopicController(Controller):
         """
         page = await topics.history(claims, topic, since, limit)
         return HistoryPage(items=page.items, epoch=page.epoch, next_since=page.next_since)
+
+    @get(
+        "/{topic:str}/presence",
+        summary="Who is subscribed to a topic now, on any gateway",
+        responses=error_responses(400, 401, 403, 503),
+    )
+    async def presence(
+        self, topic: FromPath[str], claims: NamedDependency[Claims], topics: NamedDependency[TopicService]
+    ) -> TopicPresence:
+        """The users holding a subscription to exactly this topic on any gateway, with their
+        socket counts. Readable by whoever may subscribe to the topic (as for history); others
+        get 403. Above HERALD_PRESENCE_MAX_USERS users only `count` is given (`users` left out).
+        A user whose last socket left stays listed for the grace period (HERALD_PRESENCE_GRACE);
+        a crashed gateway's users go within HERALD_PRESENCE_TIMEOUT + 1 s. With no gateway
+        running the topic is empty. 400 `invalid_topic` for anything but a concrete topic; 503
+        `unavailable` while NATS is unreachable or no gateway answers in time.
+        """
+        found = await topics.presence(claims, topic)
+        if found.users is None:
+            return TopicPresence(topic=found.topic, count=found.count)
+        users = [PresenceUser(user_id=u.user_id, connections=u.connections) for u in found.users]
+        return TopicPresence(topic=found.topic, count=found.count, users=users)

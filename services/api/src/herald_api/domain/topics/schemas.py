@@ -1,4 +1,4 @@
-"""Wire shapes of ``GET /api/topics/{topic}/history`` (camelCase JSON)."""
+"""Wire shapes of ``GET /api/topics/{topic}/history`` and ``/presence`` (camelCase JSON)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,24 @@ class HistoryPage(msgspec.Struct, kw_only=True, rename="camel"):
         int | None,
         Meta(description="Pass as `since` to get the next page; null when nothing more is stored yet."),
     ]
+
+
+class PresenceUser(msgspec.Struct, kw_only=True, rename="camel"):
+    user_id: Annotated[str, Meta(description="The user's `sub`.")]
+    connections: Annotated[
+        int, Meta(ge=0, description="Their sockets subscribed to the topic, summed over every gateway.")
+    ]
+
+
+class TopicPresence(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """Who is subscribed to one exact topic now, on any gateway."""
+
+    topic: str
+    count: Annotated[int, Meta(ge=0, description="Users on the topic.")]
+    users: (
+        Annotated[
+            list[PresenceUser],
+            Meta(description="Sorted by `userId`; left out when `count` is above HERALD_PRESENCE_MAX_USERS."),
+        ]
+        | UnsetType
+    ) = UNSET

@@ -1,4 +1,4 @@
-"""Topic history: authorize like a gateway subscription, then read the stream."""
+"""Topic history and presence: authorize like a gateway subscription, then read the stream or ask a gateway."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Protocol
 
 from herald_api.storage.protocols import Storage
 from herald_api.topichistory import StoredPage
+from herald_common import presence
 from herald_common.access import NeedsMembership, Verdict, authorize_subscribe
 from herald_common.errors import ErrorCode, HeraldError
 from herald_common.tokens import Claims
@@ -18,14 +19,19 @@ class HistoryReader(Protocol):
     async def read(self, topic: str, since: int, limit: int) -> StoredPage: ...
 
 
+class PresenceReader(Protocol):
+    async def read(self, topic: str) -> presence.TopicPresence: ...
+
+
 def _forbidden(topic: str) -> HeraldError:
     return HeraldError(ErrorCode.FORBIDDEN, f"not allowed to read {topic!r}")
 
 
 class TopicService:
-    def __init__(self, storage: Storage, reader: HistoryReader, page_limit_max: int) -> None:
+    def __init__(self, storage: Storage, reader: HistoryReader, page_limit_max: int, presence: PresenceReader) -> None:
         self._storage = storage
         self._reader = reader
+        self._presence = presence
         self._page_limit_max = page_limit_max
 
     async def _authorize(self, claims: Claims, topic: str) -> None:
@@ -43,3 +49,8 @@ class TopicService:
         await self._authorize(claims, topic)
         size = min(limit or DEFAULT_PAGE, self._page_limit_max)
         return await self._reader.read(topic, since, size)
+
+    async def presence(self, claims: Claims, topic: str) -> presence.TopicPresence:
+        validate_topic(topic)
+        await self._authorize(claims, topic)
+        return await self._presence.read(topic)
