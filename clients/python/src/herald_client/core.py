@@ -1,0 +1,500 @@
+"""The sans-I/O core of the client: one object, no socket, no task, no clock.
+
+The I/O shell (:mod:`herald_client.client`) feeds it what happened (the socket opened,
+a frame arrived, the socket closed, a timer passed, the app called something) with the
+current monotonic time, and carries out the :mod:`~herald_client.outputs` it returns,
+in order. :attr:`Core.deadline` says when :meth:`Core.on_timer` is next due.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from msgspec import UNSET
+
+from herald_client import frames
+from herald_client.backoff import Backoff
+from herald_client.errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ConnectionLostError,
+    DisconnectedByOperatorError,
+    RequestTimeoutError,
+    ServerError,
+    SubscriptionEndedError,
+)
+from herald_client.messages import Gap, GapReason, Message, PresenceEvent, PresenceKind, PublishResult
+from herald_client.outputs import (
+    Abort,
+    CloseSocket,
+    Deliver,
+    Ended,
+    FetchToken,
+    GapFound,
+    Notice,
+    Output,
+    Presence,
+    ReconnectIn,
+    Reject,
+    Resolve,
+    Send,
+    Stopped,
+)
+from herald_client.policy import ABNORMAL, OPERATOR, Next, after_close
+from herald_client.requests import Kind, Request, Requests
+from herald_client.resume import Cursor, Position, ResumePoint, Verdict, resume_point
+from herald_client.states import (
+    CLIENT_TRANSITIONS,
+    SUBSCRIPTION_TRANSITIONS,
+    ClientState,
+    StateMachine,
+    SubscriptionState,
+)
+from herald_client.tokens import refresh_in
+from herald_client.topics import intersects, is_exact, matches
+
+#: Subscribe errors worth retrying on the same connection (the gateway could not check
+#: a channel membership, or too many frames).
+RETRYABLE = frozenset({"internal", "rate_limited"})
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Timeouts in seconds; the defaults are the :class:`~herald_client.Client`'s."""
+
+    #: Send an app-level ``ping`` after this long without any frame from the gateway ...
+    ping_interval: float = 15.0
+    #: ... and give the socket up if nothing arrives within this long after it.
+    ping_timeout: float = 10.0
+    #: How long publish, presence and unsubscribe wait for their answer.
+    request_timeout: float = 10.0
+    #: How long the gateway may take to answer ``auth`` (first or refresh).
+    auth_timeout: float = 10.0
+    #: Before sending a subscribe again after a retryable error.
+    resubscribe_delay: float = 1.0
+
+
+@dataclass
+class Entry:
+    """One subscription's protocol state."""
+
+    pattern: str
+    presence: bool
+    machine: StateMachine[SubscriptionState] = field(
+        default_factory=lambda: StateMachine(SubscriptionState.UNSUBSCRIBED, SUBSCRIPTION_TRANSITIONS)
+    )
+    cursor: Cursor = field(default_factory=Cursor)
+    #: The app's ``subscribe`` call waiting for the first ``subscribed``.
+    waiter: int | None = None
+    #: The last ``subscribed`` on a resume answered this (None: never resumed).
+    recovered: bool | None = None
+    #: Users present on the topic (with ``presence``), as join/leave frames told.
+    members: set[str] = field(default_factory=set)
+    retry_at: float | None = None
+    #: The subscribe in flight resumes from a position of its own.
+    resuming_own: ResumePoint | None = None
+
+    @property
+    def state(self) -> SubscriptionState:
+        return self.machine.state
+
+
+class Core:
+    def __init__(
+        self, *, refreshable_token: bool, backoff: Backoff | None = None, timing: Timing | None = None
+    ) -> None:
+        self.machine: StateMachine[ClientState] = StateMachine(ClientState.DISCONNECTED, CLIENT_TRANSITIONS)
+        self.refreshable_token = refreshable_token
+        self.backoff = backoff or Backoff()
+        self.timing = timing or Timing()
+        self.subs: dict[str, Entry] = {}
+        self.requests = Requests()
+        self.user_id: str | None = None
+        #: Why the client stopped for good (None while it runs, or when the app closed it).
+        self.error: Exception | None = None
+        self._closed_by_app = False
+        self._auth_deadline: float | None = None
+        self._last_rx = 0.0
+        self._ping_sent: float | None = None
+        self._refresh_at: float | None = None
+        self._refresh_deadline: float | None = None
+        self._abort_code: int | None = None
+        self._next_refresh_at: float | None = None
+        #: Patterns resubscribed with ``since`` on this connection (their replays may run).
+        self._resumed: set[str] = set()
+
+    @property
+    def state(self) -> ClientState:
+        return self.machine.state
+
+    @property
+    def deadline(self) -> float | None:
+        """When :meth:`on_timer` must next be called (monotonic seconds), or None."""
+        times = [self.requests.deadline()]
+        if self.state is ClientState.CONNECTING:
+            times.append(self._auth_deadline)
+        elif self.state is ClientState.CONNECTED:
+            if self._ping_sent is None:
+                times.append(self._last_rx + self.timing.ping_interval)
+            else:
+                times.append(self._ping_sent + self.timing.ping_timeout)
+            times.append(self._refresh_deadline if self._refresh_deadline is not None else self._refresh_at)
+            times += [e.retry_at for e in self.subs.values()]
+        present = [t for t in times if t is not None]
+        return min(present) if present else None
+
+    # the connection
+
+    def start(self) -> None:
+        """The app called ``connect`` (or a reconnect delay passed): a socket is being opened."""
+        self.machine.to(ClientState.CONNECTING)
+        self._abort_code = None
+
+    def on_open(self, token: str, now: float, wall: float) -> list[Output]:
+        """The socket is open; authenticate with ``token`` (``wall``: Unix time, for its ``exp``)."""
+        self._auth_deadline = now + self.timing.auth_timeout
+        self._last_rx = now
+        self._next_refresh_at = self._plan_refresh(token, now, wall)
+        return [Send(frames.encode(frames.Auth(token=token)))]
+
+    def _plan_refresh(self, token: str, now: float, wall: float) -> float | None:
+        delay = refresh_in(token, wall) if self.refreshable_token else None
+        return None if delay is None else now + delay
+
+    def on_connect_failed(self, now: float) -> list[Output]:
+        """Opening the socket (or getting a token for it) failed; retry after a backoff delay."""
+        return self.on_closed(None, now)
+
+    def on_fresh_token(self, token: str, wall: float, now: float) -> list[Output]:
+        """The token callback answered (for a refresh on the live socket)."""
+        if self.state is not ClientState.CONNECTED:
+            return []
+        self._refresh_deadline = now + self.timing.auth_timeout
+        self._next_refresh_at = self._plan_refresh(token, now, wall)
+        return [Send(frames.encode(frames.Auth(token=token)))]
+
+    def on_token_failed(self, now: float) -> list[Output]:
+        """The token callback raised during a refresh: reconnect (which asks it again)."""
+        if self.state is not ClientState.CONNECTED:
+            return []
+        return [self._abort("the token callback failed")]
+
+    def _abort(self, reason: str) -> Abort:
+        # Whatever code the socket then closes with, this was a dead or unusable connection.
+        self._abort_code = ABNORMAL
+        return Abort(reason)
+
+    def close(self) -> list[Output]:
+        """The app closed the client: end everything, never reconnect."""
+        if self.state is ClientState.CLOSED:
+            return []
+        self._closed_by_app = True
+        return [CloseSocket(), *self._stop(None)]
+
+    def on_closed(self, code: int | None, now: float) -> list[Output]:
+        """The socket closed with ``code`` (None: it never opened, or no code)."""
+        if self.state is ClientState.CLOSED:
+            return []
+        if self._abort_code is not None:
+            code = self._abort_code
+        out = self._connection_lost()
+        decision = after_close(code, refreshable_token=self.refreshable_token, closed_by_app=self._closed_by_app)
+        if decision.next is Next.STOP:
+            error: Exception
+            if code == OPERATOR:
+                error = DisconnectedByOperatorError(decision.reason)
+            else:
+                error = AuthenticationError(decision.reason)
+            return out + self._stop(error)
+        self.machine.to(ClientState.DISCONNECTED)
+        return [*out, ReconnectIn(self.backoff.next_delay(limited=decision.limited))]
+
+    def _connection_lost(self) -> list[Output]:
+        out: list[Output] = []
+        self._auth_deadline = self._ping_sent = self._refresh_at = self._refresh_deadline = None
+        self._resumed.clear()
+        for rid, req in self.requests:
+            if not req.sent:
+                continue
+            self.requests.pop(rid)
+            if req.kind is Kind.UNSUBSCRIBE:
+                out.append(Resolve(rid, None))  # the gateway forgets every subscription with the socket
+            elif req.kind is not Kind.SUBSCRIBE:
+                out.append(Reject(rid, ConnectionLostError("the connection closed before the answer")))
+        for entry in self.subs.values():
+            entry.retry_at = None
+            entry.resuming_own = None
+            if entry.state is SubscriptionState.SUBSCRIBED:
+                entry.machine.to(SubscriptionState.SUBSCRIBING)
+        return out
+
+    def _stop(self, error: Exception | None) -> list[Output]:
+        self.error = error
+        self.machine.to(ClientState.CLOSED)
+        out: list[Output] = []
+        failure = error or ClientClosedError("the client is closed")
+        for rid, _ in self.requests.clear():
+            out.append(Reject(rid, failure))
+        for pattern, entry in list(self.subs.items()):
+            if entry.waiter is not None:
+                out.append(Reject(entry.waiter, failure))
+            out += self._end(pattern, error)
+        out.append(Stopped(error))
+        return out
+
+    def _end(self, pattern: str, error: Exception | None) -> list[Output]:
+        entry = self.subs.pop(pattern)
+        if entry.state is not SubscriptionState.UNSUBSCRIBED:
+            entry.machine.to(SubscriptionState.UNSUBSCRIBED)
+        return [Ended(pattern, error)]
+
+    # frames
+
+    def on_frame(self, text: str | bytes, now: float) -> list[Output]:
+        if self.state not in (ClientState.CONNECTING, ClientState.CONNECTED):
+            return []
+        self._last_rx = now
+        self._ping_sent = None
+        try:
+            frame = frames.decode(text)
+        except frames.FrameError as exc:
+            return [Notice("bad_frame", str(exc))]
+        if frame is None:
+            return []
+        if isinstance(frame, frames.MessageFrame):
+            return self._message(frame)
+        if isinstance(frame, frames.AuthSuccess):
+            return self._auth_success(frame, now)
+        if isinstance(frame, frames.Subscribed):
+            return self._subscribed(frame)
+        if isinstance(frame, frames.Unsubscribed):
+            return self._unsubscribed(frame)
+        if isinstance(frame, frames.Published):
+            req = self.requests.pop(frame.id)
+            return [Resolve(frame.id, PublishResult(frame.topic, frame.offset))] if req is not None else []
+        if isinstance(frame, frames.PresenceAnswer):
+            req = self.requests.pop(frame.id)
+            return [Resolve(frame.id, list(frame.users))] if req is not None else []
+        if isinstance(frame, frames.Join | frames.Leave):
+            return self._presence(frame)
+        if isinstance(frame, frames.ErrorFrame):
+            return self._error(frame, now)
+        return []  # pong: only proves the socket alive
+
+    def _auth_success(self, frame: frames.AuthSuccess, now: float) -> list[Output]:
+        self.user_id = frame.user_id
+        self._refresh_at = self._next_refresh_at
+        if self.state is ClientState.CONNECTED:
+            self._refresh_deadline = None
+            return []
+        self.machine.to(ClientState.CONNECTED)
+        self._auth_deadline = None
+        self.backoff.reset()
+        out: list[Output] = []
+        for entry in self.subs.values():
+            out += self._send_subscribe(entry, now, reconnect=True)
+        for _rid, req in self.requests:
+            if not req.sent:
+                req.sent = True
+                out.append(Send(frames.encode(req.frame)))
+        return out
+
+    def _message(self, frame: frames.MessageFrame) -> list[Output]:
+        out: list[Output] = []
+        message: Message | None = None
+        for pattern, entry in self.subs.items():
+            if not matches(pattern, frame.topic):
+                continue
+            before = entry.cursor.position
+            verdict = entry.cursor.accept(frame.topic, frame.offset, frame.epoch)
+            if verdict is Verdict.DUPLICATE:
+                continue
+            if verdict is Verdict.DELIVER_NEW_EPOCH and before is not None:
+                out.append(GapFound(Gap(pattern, GapReason.EPOCH_CHANGED, before.offset, before.epoch)))
+            if message is None:
+                message = Message(frame.topic, frame.data, frame.offset, frame.epoch, frame.event, frame.publisher)
+            out.append(Deliver(pattern, message))
+        return out
+
+    def _subscribed(self, frame: frames.Subscribed) -> list[Output]:
+        req = self.requests.pop(frame.id)
+        entry = self.subs.get(frame.topic)
+        if entry is None or req is None or req.kind is not Kind.SUBSCRIBE:
+            return []
+        out: list[Output] = []
+        if entry.state is SubscriptionState.SUBSCRIBING:
+            entry.machine.to(SubscriptionState.SUBSCRIBED)
+        point = entry.resuming_own
+        entry.resuming_own = None
+        if point is not None and frame.recovered is not None:
+            entry.recovered = frame.recovered
+            if not frame.recovered:
+                out.append(GapFound(Gap(entry.pattern, GapReason.NOT_RECOVERED, point.since.offset, point.since.epoch)))
+        if entry.waiter is not None:
+            out.append(Resolve(entry.waiter, None))
+            entry.waiter = None
+        return out
+
+    def _unsubscribed(self, frame: frames.Unsubscribed) -> list[Output]:
+        req = self.requests.pop(frame.id)
+        if req is not None:
+            return [Resolve(frame.id, None)]
+        if frame.topic in self.subs and self.subs[frame.topic].state is SubscriptionState.SUBSCRIBED:
+            # Unprompted: the gateway ended it (e.g. the user left the channel).
+            ended = SubscriptionEndedError(f"the gateway ended the subscription to {frame.topic!r}")
+            return self._end(frame.topic, ended)
+        return []
+
+    def _presence(self, frame: frames.Join | frames.Leave) -> list[Output]:
+        entry = self.subs.get(frame.topic)
+        if entry is None or not entry.presence:
+            return []
+        if isinstance(frame, frames.Join):
+            entry.members.add(frame.user_id)
+            kind = PresenceKind.JOIN
+        else:
+            entry.members.discard(frame.user_id)
+            kind = PresenceKind.LEAVE
+        return [Presence(frame.topic, PresenceEvent(kind, frame.topic, frame.user_id))]
+
+    def _error(self, frame: frames.ErrorFrame, now: float) -> list[Output]:
+        req = self.requests.pop(frame.id)
+        if req is None:
+            if self._refresh_deadline is not None and frame.code in ("unauthorized", "forbidden"):
+                return [self._abort(f"token refresh refused: {frame.message}")]
+            if frame.code == "unauthorized" and self.state is ClientState.CONNECTED and self.refreshable_token:
+                # The session expired before a refresh went through: refresh at once.
+                self._refresh_at = now
+            return [Notice(frame.code, frame.message)]
+        error = ServerError(frame.code, frame.message, frame.id)
+        if req.kind is not Kind.SUBSCRIBE:
+            return [Reject(frame.id, error)]
+        entry = self.subs.get(req.pattern)
+        if entry is None:
+            return []
+        if frame.code in RETRYABLE and entry.waiter is None:
+            entry.retry_at = now + self.timing.resubscribe_delay
+            return [Notice(frame.code, frame.message)]
+        out: list[Output] = []
+        if entry.waiter is not None:
+            out.append(Reject(entry.waiter, error))
+            entry.waiter = None
+        return out + self._end(req.pattern, error)
+
+    # timers
+
+    def on_timer(self, now: float) -> list[Output]:
+        out: list[Output] = []
+        for rid, req in self.requests.expired(now):
+            what = req.kind.value
+            if req.kind is Kind.SUBSCRIBE:
+                entry = self.subs.get(req.pattern)
+                if entry is not None and entry.waiter is not None:
+                    out.append(Reject(entry.waiter, RequestTimeoutError(f"no answer to {what} {req.pattern!r}")))
+                    entry.waiter = None
+                    out += self._end(req.pattern, RequestTimeoutError("subscribe was not answered"))
+                    out.append(Send(frames.encode(frames.Unsubscribe(topic=req.pattern))))
+                else:
+                    out.append(self._abort(f"no answer to {what} {req.pattern!r}"))
+            else:
+                out.append(Reject(rid, RequestTimeoutError(f"no answer to {what} within the request timeout")))
+        if self.state is ClientState.CONNECTING:
+            if self._auth_deadline is not None and now >= self._auth_deadline:
+                self._auth_deadline = None
+                out.append(self._abort("auth was not answered"))
+            return out
+        if self.state is not ClientState.CONNECTED:
+            return out
+        if self._ping_sent is not None:
+            if now >= self._ping_sent + self.timing.ping_timeout:
+                self._ping_sent = None
+                out.append(self._abort("the gateway stopped answering (no pong)"))
+                return out
+        elif now >= self._last_rx + self.timing.ping_interval:
+            self._ping_sent = now
+            out.append(Send(frames.encode(frames.Ping())))
+        if self._refresh_deadline is not None:
+            if now >= self._refresh_deadline:
+                self._refresh_deadline = None
+                out.append(self._abort("token refresh was not answered"))
+                return out
+        elif self._refresh_at is not None and now >= self._refresh_at:
+            self._refresh_at = None
+            self._refresh_deadline = now + self.timing.auth_timeout
+            out.append(FetchToken())
+        for entry in self.subs.values():
+            if entry.retry_at is not None and now >= entry.retry_at:
+                entry.retry_at = None
+                out += self._send_subscribe(entry, now, reconnect=True)
+        return out
+
+    # the app's calls
+
+    def subscribe(
+        self, pattern: str, presence: bool, now: float, since: Position | None = None
+    ) -> tuple[Entry, int, list[Output]]:
+        """Start a subscription (from ``since`` if given); the request id resolves on its first ``subscribed``."""
+        if self.state is ClientState.CLOSED:
+            raise ClientClosedError("the client is closed")
+        if pattern in self.subs:
+            raise ValueError(f"already subscribed to {pattern!r}; one subscription per pattern")
+        if presence and not is_exact(pattern):
+            raise ValueError("presence is only available on exact topics (no wildcards)")
+        entry = Entry(pattern, presence)
+        if since is not None:
+            entry.cursor.epoch, entry.cursor.last = since.epoch, since.offset
+        entry.waiter = self.requests.new_id()
+        entry.machine.to(SubscriptionState.SUBSCRIBING)
+        self.subs[pattern] = entry
+        connected = self.state is ClientState.CONNECTED
+        out = self._send_subscribe(entry, now, reconnect=since is not None) if connected else []
+        return entry, entry.waiter, out
+
+    def _send_subscribe(self, entry: Entry, now: float, *, reconnect: bool) -> list[Output]:
+        point: ResumePoint | None = None
+        if reconnect or any(intersects(entry.pattern, p) for p in self._resumed):
+            point = resume_point(entry.pattern, ((p, e.cursor) for p, e in self.subs.items()))
+        entry.resuming_own = point if point is not None and point.own else None
+        rid = self.requests.new_id()
+        since = frames.Since(point.since.offset, point.since.epoch) if point is not None else UNSET
+        if point is not None:
+            self._resumed.add(entry.pattern)
+        frame = frames.Subscribe(topic=entry.pattern, id=rid, since=since, presence=True if entry.presence else UNSET)
+        deadline = now + self.timing.request_timeout
+        self.requests.add(rid, Request(Kind.SUBSCRIBE, frame, deadline, sent=True, pattern=entry.pattern))
+        return [Send(frames.encode(frame))]
+
+    def unsubscribe(self, pattern: str, now: float) -> tuple[int, list[Output]]:
+        """End a subscription; the request id resolves on ``unsubscribed`` (at once when offline)."""
+        rid = self.requests.new_id()
+        if pattern not in self.subs:
+            return rid, [Resolve(rid, None)]
+        entry = self.subs[pattern]
+        out: list[Output] = []
+        if entry.waiter is not None:
+            out.append(Reject(entry.waiter, SubscriptionEndedError("unsubscribed before it was confirmed")))
+            entry.waiter = None
+        out += self._end(pattern, None)
+        if self.state is not ClientState.CONNECTED:
+            return rid, [*out, Resolve(rid, None)]
+        frame = frames.Unsubscribe(topic=pattern, id=rid)
+        self.requests.add(rid, Request(Kind.UNSUBSCRIBE, frame, now + self.timing.request_timeout, True, pattern))
+        return rid, [*out, Send(frames.encode(frame))]
+
+    def publish(self, topic: str, data: Any, now: float) -> tuple[int, list[Output]]:
+        """Publish; the id resolves with a :class:`PublishResult` (queued while reconnecting)."""
+        rid = self.requests.new_id()
+        return rid, self._request(rid, Kind.PUBLISH, frames.Publish(topic=topic, data=data, id=rid), now)
+
+    def presence(self, topic: str, now: float) -> tuple[int, list[Output]]:
+        """Ask who is subscribed to ``topic``; the id resolves with a list of user ids."""
+        rid = self.requests.new_id()
+        return rid, self._request(rid, Kind.PRESENCE, frames.PresenceQuery(topic=topic, id=rid), now)
+
+    def _request(self, rid: int, kind: Kind, frame: frames.ClientFrame, now: float) -> list[Output]:
+        if self.state is ClientState.CLOSED:
+            raise ClientClosedError("the client is closed")
+        connected = self.state is ClientState.CONNECTED
+        self.requests.add(rid, Request(kind, frame, now + self.timing.request_timeout, sent=connected))
+        return [Send(frames.encode(frame))] if connected else []
