@@ -95,12 +95,13 @@ def test_subscribe_resolves_on_subscribed_and_messages_are_routed() -> None:
     core = new_core()
     connect(core)
     entry, rid, out = core.subscribe("news.*", False, 0.0)
-    assert entry.state is SubscriptionState.SUBSCRIBING
+    states = [entry.state]
     [request] = sent(out)
     assert request == {"type": "subscribe", "topic": "news.*", "id": request["id"]}  # no since: fresh
     answer = core.on_frame(frame(type="subscribed", topic="news.*", id=request["id"]), 0.0)
     assert of(Resolve, answer) == [Resolve(rid, None)]
-    assert entry.state is SubscriptionState.SUBSCRIBED
+    states.append(entry.state)
+    assert states == [SubscriptionState.SUBSCRIBING, SubscriptionState.SUBSCRIBED]
     [deliver] = of(Deliver, core.on_frame(msg("news.sport", 3), 0.0))
     assert deliver.pattern == "news.*" and deliver.message.data == {"n": 3} and deliver.message.offset == 3
     assert core.on_frame(msg("weather.x", 4), 0.0) == []
@@ -206,7 +207,9 @@ def test_a_subscription_made_while_offline_is_sent_on_connect() -> None:
     core.on_open(TOKEN, 1.0, WALL)
     [request] = sent(core.on_frame(frame(type="auth_success", userId="alice"), 1.0))
     assert request["topic"] == "a.b" and "since" not in request
-    assert of(Resolve, core.on_frame(frame(type="subscribed", topic="a.b", id=request["id"]), 1.0))
+    assert of(Resolve, core.on_frame(frame(type="subscribed", topic="a.b", id=request["id"]), 1.0)) == [
+        Resolve(rid, None)
+    ]
 
 
 def test_subscribe_with_a_kept_position_sends_since() -> None:
@@ -325,6 +328,8 @@ def test_operator_disconnect_closes_for_good() -> None:
     assert of(ReconnectIn, out) == []
     [stopped] = of(Stopped, out)
     assert isinstance(stopped.error, DisconnectedByOperatorError)
+    [reject] = of(Reject, out)
+    assert reject.request_id == rid and isinstance(reject.error, ConnectionLostError)
     assert core.state is ClientState.CLOSED
     with pytest.raises(ClientClosedError):
         core.publish("a.b", 1, 2.0)
