@@ -71,6 +71,7 @@ async def tail(url: str, token: str, topic: str, since: Position | None, count: 
     try:
         await client.connect()
         sub = await client.subscribe(topic, since=since, on_gap=on_gap)
+        note(f"# subscribed {topic}")
         seen = 0
         async for message in sub:
             print(line(message), flush=True)

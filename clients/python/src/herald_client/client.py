@@ -13,11 +13,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from herald_client.backoff import Backoff
 from herald_client.core import Core, Timing
@@ -109,6 +110,11 @@ class Client:
     def user_id(self) -> str | None:
         """The ``sub`` the gateway authenticated (None before the first ``auth_success``)."""
         return self._core.user_id
+
+    @property
+    def close_codes(self) -> list[int | None]:
+        """The close code of every lost socket or failed attempt so far (None: no code)."""
+        return list(self._core.close_codes)
 
     @property
     def error(self) -> Exception | None:
@@ -346,7 +352,8 @@ class Client:
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError, TypeError, HeraldClientError) as exc:
             log.info("connecting to %s failed: %r", self.url, exc)
-            await self._apply(self._core.on_connect_failed(time.monotonic()))
+            limited = isinstance(exc, InvalidStatus) and exc.response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+            await self._apply(self._core.on_connect_failed(time.monotonic(), limited=limited))
             return
         except Exception as exc:  # a token callback may raise anything; retry it with backoff
             log.warning("token callback failed: %r", exc)

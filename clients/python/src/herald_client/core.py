@@ -41,7 +41,7 @@ from herald_client.outputs import (
     Send,
     Stopped,
 )
-from herald_client.policy import ABNORMAL, OPERATOR, Next, after_close
+from herald_client.policy import ABNORMAL, LIMITED, OPERATOR, Next, after_close
 from herald_client.requests import Kind, Request, Requests
 from herald_client.resume import Cursor, Position, ResumePoint, Verdict, resume_point
 from herald_client.states import (
@@ -121,6 +121,8 @@ class Core:
         self._refresh_deadline: float | None = None
         self._abort_code: int | None = None
         self._next_refresh_at: float | None = None
+        #: The code of every socket close or failed attempt so far (None: no code), oldest first.
+        self.close_codes: list[int | None] = []
         #: Patterns resubscribed with ``since`` on this connection (their replays may run).
         self._resumed: set[str] = set()
 
@@ -162,9 +164,13 @@ class Core:
         delay = refresh_in(token, wall) if self.refreshable_token else None
         return None if delay is None else now + delay
 
-    def on_connect_failed(self, now: float) -> list[Output]:
-        """Opening the socket (or getting a token for it) failed; retry after a backoff delay."""
-        return self.on_closed(None, now)
+    def on_connect_failed(self, now: float, *, limited: bool = False) -> list[Output]:
+        """Opening the socket (or getting a token for it) failed; retry after a backoff delay.
+
+        ``limited``: the gateway refused the handshake for a rate limit (HTTP 429), which
+        backs off like close 4008.
+        """
+        return self.on_closed(LIMITED if limited else None, now)
 
     def on_fresh_token(self, token: str, wall: float, now: float) -> list[Output]:
         """The token callback answered (for a refresh on the live socket)."""
@@ -196,6 +202,7 @@ class Core:
         """The socket closed with ``code`` (None: it never opened, or no code)."""
         if self.state is ClientState.CLOSED:
             return []
+        self.close_codes.append(code)
         if self._abort_code is not None:
             code = self._abort_code
         out = self._connection_lost()
@@ -436,7 +443,7 @@ class Core:
     ) -> tuple[Entry, int, list[Output]]:
         """Start a subscription (from ``since`` if given); the request id resolves on its first ``subscribed``."""
         if self.state is ClientState.CLOSED:
-            raise ClientClosedError("the client is closed")
+            raise self.error or ClientClosedError("the client is closed")
         if pattern in self.subs:
             raise ValueError(f"already subscribed to {pattern!r}; one subscription per pattern")
         if presence and not is_exact(pattern):
@@ -494,7 +501,7 @@ class Core:
 
     def _request(self, rid: int, kind: Kind, frame: frames.ClientFrame, now: float) -> list[Output]:
         if self.state is ClientState.CLOSED:
-            raise ClientClosedError("the client is closed")
+            raise self.error or ClientClosedError("the client is closed")
         connected = self.state is ClientState.CONNECTED
         self.requests.add(rid, Request(kind, frame, now + self.timing.request_timeout, sent=connected))
         return [Send(frames.encode(frame))] if connected else []
