@@ -172,6 +172,7 @@ class Client:
         ``presence=True`` (exact topics) also delivers join/leave events. Raises
         :class:`ServerError` when the gateway refuses (``forbidden``, ``invalid_topic``, ...).
         """
+        self._check_started()
         entry, rid, out = self._core.subscribe(pattern, presence, time.monotonic(), since=since)
         sub = Subscription(
             entry, self._unsubscribe, max_pending=self._max_pending, on_gap=on_gap, on_presence=on_presence
@@ -202,6 +203,7 @@ class Client:
         the socket closed before the answer (the message may or may not be stored). While
         the client reconnects the publish waits for the connection (within the timeout).
         """
+        self._check_started()
         rid, out = self._core.publish(topic, data, time.monotonic())
         waiter = self._expect(rid)
         await self._apply(out)
@@ -210,6 +212,7 @@ class Client:
 
     async def presence(self, topic: str) -> list[str]:
         """Who is subscribed to the exact ``topic`` now (user ids), as the gateway answers."""
+        self._check_started()
         rid, out = self._core.presence(topic, time.monotonic())
         waiter = self._expect(rid)
         await self._apply(out)
@@ -226,6 +229,10 @@ class Client:
         await self._stopped.wait()
 
     # driving the core
+
+    def _check_started(self) -> None:
+        if self._runner is None and self._core.state is ClientState.DISCONNECTED:
+            raise HeraldClientError("call connect() first")
 
     def _note_state(self, old: ClientState, new: ClientState) -> None:
         if new is ClientState.CONNECTED:

@@ -8,7 +8,7 @@ in order. :attr:`Core.deadline` says when :meth:`Core.on_timer` is next due.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from msgspec import UNSET
@@ -24,17 +24,13 @@ from herald_client.errors import (
     ServerError,
     SubscriptionEndedError,
 )
-from herald_client.messages import Gap, GapReason, Message, PresenceEvent, PresenceKind, PublishResult
+from herald_client.messages import PublishResult
 from herald_client.outputs import (
     Abort,
     CloseSocket,
-    Deliver,
-    Ended,
     FetchToken,
-    GapFound,
     Notice,
     Output,
-    Presence,
     ReconnectIn,
     Reject,
     Resolve,
@@ -43,16 +39,16 @@ from herald_client.outputs import (
 )
 from herald_client.policy import ABNORMAL, LIMITED, OPERATOR, Next, after_close
 from herald_client.requests import Kind, Request, Requests
-from herald_client.resume import Cursor, Position, ResumePoint, Verdict, resume_point
+from herald_client.resume import Position
+from herald_client.routing import Entry, Table
 from herald_client.states import (
     CLIENT_TRANSITIONS,
-    SUBSCRIPTION_TRANSITIONS,
     ClientState,
     StateMachine,
     SubscriptionState,
 )
 from herald_client.tokens import refresh_in
-from herald_client.topics import intersects, is_exact, matches
+from herald_client.topics import is_exact
 
 #: Subscribe errors worth retrying on the same connection (the gateway could not check
 #: a channel membership, or too many frames).
@@ -75,31 +71,6 @@ class Timing:
     resubscribe_delay: float = 1.0
 
 
-@dataclass
-class Entry:
-    """One subscription's protocol state."""
-
-    pattern: str
-    presence: bool
-    machine: StateMachine[SubscriptionState] = field(
-        default_factory=lambda: StateMachine(SubscriptionState.UNSUBSCRIBED, SUBSCRIPTION_TRANSITIONS)
-    )
-    cursor: Cursor = field(default_factory=Cursor)
-    #: The app's ``subscribe`` call waiting for the first ``subscribed``.
-    waiter: int | None = None
-    #: The last ``subscribed`` on a resume answered this (None: never resumed).
-    recovered: bool | None = None
-    #: Users present on the topic (with ``presence``), as join/leave frames told.
-    members: set[str] = field(default_factory=set)
-    retry_at: float | None = None
-    #: The subscribe in flight resumes from a position of its own.
-    resuming_own: ResumePoint | None = None
-
-    @property
-    def state(self) -> SubscriptionState:
-        return self.machine.state
-
-
 class Core:
     def __init__(
         self, *, refreshable_token: bool, backoff: Backoff | None = None, timing: Timing | None = None
@@ -108,7 +79,7 @@ class Core:
         self.refreshable_token = refreshable_token
         self.backoff = backoff or Backoff()
         self.timing = timing or Timing()
-        self.subs: dict[str, Entry] = {}
+        self.subs = Table()
         self.requests = Requests()
         self.user_id: str | None = None
         #: Why the client stopped for good (None while it runs, or when the app closed it).
@@ -123,8 +94,6 @@ class Core:
         self._next_refresh_at: float | None = None
         #: The code of every socket close or failed attempt so far (None: no code), oldest first.
         self.close_codes: list[int | None] = []
-        #: Patterns resubscribed with ``since`` on this connection (their replays may run).
-        self._resumed: set[str] = set()
 
     @property
     def state(self) -> ClientState:
@@ -142,7 +111,7 @@ class Core:
             else:
                 times.append(self._ping_sent + self.timing.ping_timeout)
             times.append(self._refresh_deadline if self._refresh_deadline is not None else self._refresh_at)
-            times += [e.retry_at for e in self.subs.values()]
+            times += [e.retry_at for e in self.subs]
         present = [t for t in times if t is not None]
         return min(present) if present else None
 
@@ -220,7 +189,7 @@ class Core:
     def _connection_lost(self) -> list[Output]:
         out: list[Output] = []
         self._auth_deadline = self._ping_sent = self._refresh_at = self._refresh_deadline = None
-        self._resumed.clear()
+        self.subs.connection_lost()
         for rid, req in self.requests:
             if not req.sent:
                 continue
@@ -229,11 +198,6 @@ class Core:
                 out.append(Resolve(rid, None))  # the gateway forgets every subscription with the socket
             elif req.kind is not Kind.SUBSCRIBE:
                 out.append(Reject(rid, ConnectionLostError("the connection closed before the answer")))
-        for entry in self.subs.values():
-            entry.retry_at = None
-            entry.resuming_own = None
-            if entry.state is SubscriptionState.SUBSCRIBED:
-                entry.machine.to(SubscriptionState.SUBSCRIBING)
         return out
 
     def _stop(self, error: Exception | None) -> list[Output]:
@@ -243,18 +207,12 @@ class Core:
         failure = error or ClientClosedError("the client is closed")
         for rid, _ in self.requests.clear():
             out.append(Reject(rid, failure))
-        for pattern, entry in list(self.subs.items()):
+        for entry in self.subs:
             if entry.waiter is not None:
                 out.append(Reject(entry.waiter, failure))
-            out += self._end(pattern, error)
+            out += self.subs.end(entry.pattern, error)
         out.append(Stopped(error))
         return out
-
-    def _end(self, pattern: str, error: Exception | None) -> list[Output]:
-        entry = self.subs.pop(pattern)
-        if entry.state is not SubscriptionState.UNSUBSCRIBED:
-            entry.machine.to(SubscriptionState.UNSUBSCRIBED)
-        return [Ended(pattern, error)]
 
     # frames
 
@@ -270,7 +228,7 @@ class Core:
         if frame is None:
             return []
         if isinstance(frame, frames.MessageFrame):
-            return self._message(frame)
+            return self.subs.route(frame)
         if isinstance(frame, frames.AuthSuccess):
             return self._auth_success(frame, now)
         if isinstance(frame, frames.Subscribed):
@@ -284,7 +242,7 @@ class Core:
             req = self.requests.pop(frame.id)
             return [Resolve(frame.id, list(frame.users))] if req is not None else []
         if isinstance(frame, frames.Join | frames.Leave):
-            return self._presence(frame)
+            return self.subs.presence(frame)
         if isinstance(frame, frames.ErrorFrame):
             return self._error(frame, now)
         return []  # pong: only proves the socket alive
@@ -299,7 +257,7 @@ class Core:
         self._auth_deadline = None
         self.backoff.reset()
         out: list[Output] = []
-        for entry in self.subs.values():
+        for entry in self.subs:
             out += self._send_subscribe(entry, now, reconnect=True)
         for _rid, req in self.requests:
             if not req.sent:
@@ -307,37 +265,12 @@ class Core:
                 out.append(Send(frames.encode(req.frame)))
         return out
 
-    def _message(self, frame: frames.MessageFrame) -> list[Output]:
-        out: list[Output] = []
-        message: Message | None = None
-        for pattern, entry in self.subs.items():
-            if not matches(pattern, frame.topic):
-                continue
-            before = entry.cursor.position
-            verdict = entry.cursor.accept(frame.topic, frame.offset, frame.epoch)
-            if verdict is Verdict.DUPLICATE:
-                continue
-            if verdict is Verdict.DELIVER_NEW_EPOCH and before is not None:
-                out.append(GapFound(Gap(pattern, GapReason.EPOCH_CHANGED, before.offset, before.epoch)))
-            if message is None:
-                message = Message(frame.topic, frame.data, frame.offset, frame.epoch, frame.event, frame.publisher)
-            out.append(Deliver(pattern, message))
-        return out
-
     def _subscribed(self, frame: frames.Subscribed) -> list[Output]:
         req = self.requests.pop(frame.id)
         entry = self.subs.get(frame.topic)
         if entry is None or req is None or req.kind is not Kind.SUBSCRIBE:
             return []
-        out: list[Output] = []
-        if entry.state is SubscriptionState.SUBSCRIBING:
-            entry.machine.to(SubscriptionState.SUBSCRIBED)
-        point = entry.resuming_own
-        entry.resuming_own = None
-        if point is not None and frame.recovered is not None:
-            entry.recovered = frame.recovered
-            if not frame.recovered:
-                out.append(GapFound(Gap(entry.pattern, GapReason.NOT_RECOVERED, point.since.offset, point.since.epoch)))
+        out = self.subs.subscribed(entry, frame.recovered)
         if entry.waiter is not None:
             out.append(Resolve(entry.waiter, None))
             entry.waiter = None
@@ -347,23 +280,12 @@ class Core:
         req = self.requests.pop(frame.id)
         if req is not None:
             return [Resolve(frame.id, None)]
-        if frame.topic in self.subs and self.subs[frame.topic].state is SubscriptionState.SUBSCRIBED:
+        entry = self.subs.get(frame.topic)
+        if entry is not None and entry.state is SubscriptionState.SUBSCRIBED:
             # Unprompted: the gateway ended it (e.g. the user left the channel).
             ended = SubscriptionEndedError(f"the gateway ended the subscription to {frame.topic!r}")
-            return self._end(frame.topic, ended)
+            return self.subs.end(frame.topic, ended)
         return []
-
-    def _presence(self, frame: frames.Join | frames.Leave) -> list[Output]:
-        entry = self.subs.get(frame.topic)
-        if entry is None or not entry.presence:
-            return []
-        if isinstance(frame, frames.Join):
-            entry.members.add(frame.user_id)
-            kind = PresenceKind.JOIN
-        else:
-            entry.members.discard(frame.user_id)
-            kind = PresenceKind.LEAVE
-        return [Presence(frame.topic, PresenceEvent(kind, frame.topic, frame.user_id))]
 
     def _error(self, frame: frames.ErrorFrame, now: float) -> list[Output]:
         req = self.requests.pop(frame.id)
@@ -387,7 +309,7 @@ class Core:
         if entry.waiter is not None:
             out.append(Reject(entry.waiter, error))
             entry.waiter = None
-        return out + self._end(req.pattern, error)
+        return out + self.subs.end(req.pattern, error)
 
     # timers
 
@@ -400,7 +322,7 @@ class Core:
                 if entry is not None and entry.waiter is not None:
                     out.append(Reject(entry.waiter, RequestTimeoutError(f"no answer to {what} {req.pattern!r}")))
                     entry.waiter = None
-                    out += self._end(req.pattern, RequestTimeoutError("subscribe was not answered"))
+                    out += self.subs.end(req.pattern, RequestTimeoutError("subscribe was not answered"))
                     out.append(Send(frames.encode(frames.Unsubscribe(topic=req.pattern))))
                 else:
                     out.append(self._abort(f"no answer to {what} {req.pattern!r}"))
@@ -430,7 +352,7 @@ class Core:
             self._refresh_at = None
             self._refresh_deadline = now + self.timing.auth_timeout
             out.append(FetchToken())
-        for entry in self.subs.values():
+        for entry in self.subs:
             if entry.retry_at is not None and now >= entry.retry_at:
                 entry.retry_at = None
                 out += self._send_subscribe(entry, now, reconnect=True)
@@ -453,20 +375,15 @@ class Core:
             entry.cursor.epoch, entry.cursor.last = since.epoch, since.offset
         entry.waiter = self.requests.new_id()
         entry.machine.to(SubscriptionState.SUBSCRIBING)
-        self.subs[pattern] = entry
+        self.subs.add(entry)
         connected = self.state is ClientState.CONNECTED
         out = self._send_subscribe(entry, now, reconnect=since is not None) if connected else []
         return entry, entry.waiter, out
 
     def _send_subscribe(self, entry: Entry, now: float, *, reconnect: bool) -> list[Output]:
-        point: ResumePoint | None = None
-        if reconnect or any(intersects(entry.pattern, p) for p in self._resumed):
-            point = resume_point(entry.pattern, ((p, e.cursor) for p, e in self.subs.items()))
-        entry.resuming_own = point if point is not None and point.own else None
+        point = self.subs.resume_point(entry, reconnect=reconnect)
         rid = self.requests.new_id()
         since = frames.Since(point.since.offset, point.since.epoch) if point is not None else UNSET
-        if point is not None:
-            self._resumed.add(entry.pattern)
         frame = frames.Subscribe(topic=entry.pattern, id=rid, since=since, presence=True if entry.presence else UNSET)
         deadline = now + self.timing.request_timeout
         self.requests.add(rid, Request(Kind.SUBSCRIBE, frame, deadline, sent=True, pattern=entry.pattern))
@@ -475,14 +392,14 @@ class Core:
     def unsubscribe(self, pattern: str, now: float) -> tuple[int, list[Output]]:
         """End a subscription; the request id resolves on ``unsubscribed`` (at once when offline)."""
         rid = self.requests.new_id()
-        if pattern not in self.subs:
+        entry = self.subs.get(pattern)
+        if entry is None:
             return rid, [Resolve(rid, None)]
-        entry = self.subs[pattern]
         out: list[Output] = []
         if entry.waiter is not None:
             out.append(Reject(entry.waiter, SubscriptionEndedError("unsubscribed before it was confirmed")))
             entry.waiter = None
-        out += self._end(pattern, None)
+        out += self.subs.end(pattern, None)
         if self.state is not ClientState.CONNECTED:
             return rid, [*out, Resolve(rid, None)]
         frame = frames.Unsubscribe(topic=pattern, id=rid)

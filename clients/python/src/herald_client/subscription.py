@@ -17,7 +17,7 @@ from herald_client.resume import Position
 from herald_client.states import SubscriptionState
 
 if TYPE_CHECKING:
-    from herald_client.core import Entry
+    from herald_client.routing import Entry
 
 GapCallback = Callable[[Gap], None]
 PresenceCallback = Callable[[PresenceEvent], None]
