@@ -12,6 +12,7 @@ from websockets.asyncio.server import ServerConnection
 from herald_client import (
     Client,
     HeraldClientError,
+    PresenceEvent,
     PresenceKind,
     PublishResult,
     RequestTimeoutError,
@@ -49,9 +50,9 @@ async def test_presence_events_on_the_subscription_and_the_presence_query() -> N
     async with fake_gateway(presence_gateway) as gateway:
         client = Client(gateway.url, token="t")
         await client.connect()
-        seen = []
+        seen: list[PresenceEvent] = []
         sub = await client.subscribe("room.1", presence=True, on_presence=seen.append)
-        events = []
+        events: list[tuple[PresenceKind, str]] = []
         async for event in sub.presence_events():
             events.append((event.kind, event.user_id))
             if len(events) == 3:
@@ -95,7 +96,7 @@ async def test_close_ends_every_subscription_iteration() -> None:
         client = Client(gateway.url, token="t")
         await client.connect()
         sub = await client.subscribe("a.b")
-        states = []
+        states: list[SubscriptionState] = []
         sub.on_state_change(lambda old, new: states.append(new))
         reader = asyncio.create_task(anext(sub))
         await asyncio.sleep(0.05)
