@@ -104,3 +104,31 @@ async def test_close_ends_every_subscription_iteration() -> None:
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(reader, 2)
         assert states == [SubscriptionState.UNSUBSCRIBED]
+
+
+async def test_a_slow_app_holds_reading_back_without_being_taken_for_a_dead_socket() -> None:
+    async def flood(ws: ServerConnection, n: int, gateway: FakeGateway) -> None:
+        await accept_auth(ws, gateway)
+        async for raw in ws:
+            frame = json.loads(raw)
+            if frame["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+            elif frame["type"] == "subscribe":
+                await ws.send(json.dumps({"type": "subscribed", "topic": frame["topic"], "id": frame["id"]}))
+                for i in range(1, 11):
+                    await ws.send(json.dumps({"type": "message", "topic": "a.b", "data": i, "offset": i, "epoch": "e"}))
+
+    async with fake_gateway(flood) as gateway:
+        client = Client(gateway.url, token="t", max_pending=2, ping_interval=0.1, ping_timeout=0.1)
+        await client.connect()
+        sub = await client.subscribe("a.b")
+        got = []
+        async for message in sub:
+            got.append(message.data)
+            await asyncio.sleep(0.25)  # the buffer stays full longer than ping interval + timeout
+            if len(got) == 10:
+                break
+        assert got == list(range(1, 11))
+        assert client.connections == 1 and client.close_codes == []
+        assert sub.position is not None and sub.position.offset == 10
+        await client.close()

@@ -207,3 +207,15 @@ def test_unknown_and_broken_frames_do_not_break_the_connection() -> None:
     assert core.on_frame(frame(type="from_the_future"), 0.0) == []
     out = core.on_frame("not json", 0.0)
     assert core.state is ClientState.CONNECTED and all(not isinstance(o, Abort) for o in out)
+
+
+def test_no_liveness_verdict_while_the_app_buffer_holds_reading_back() -> None:
+    core = new_core(ping_interval=5.0, ping_timeout=3.0)
+    connect(core)
+    core.pause_reading(True, 1.0)
+    deadlines = [core.deadline]  # none: nothing to time while nothing can be read
+    assert core.on_timer(20.0) == []
+    core.pause_reading(False, 20.0)
+    deadlines.append(core.deadline)
+    assert deadlines == [None, 25.0]  # the silence counts from the resume
+    assert sent(core.on_timer(25.0)) == [{"type": "ping"}]

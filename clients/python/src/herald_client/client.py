@@ -248,7 +248,13 @@ class Client:
         for out in outputs:
             if isinstance(out, Deliver):
                 sub = self._subs.get(out.pattern)
-                if sub is not None:
+                if sub is None:
+                    continue
+                if sub._full():
+                    self._core.pause_reading(True, time.monotonic())
+                    await sub._deliver(out.message)
+                    self._core.pause_reading(False, time.monotonic())
+                else:
                     await sub._deliver(out.message)
             elif isinstance(out, Send):
                 await self._send(out.text)
@@ -375,7 +381,7 @@ class Client:
         except ConnectionClosed:
             pass
         finally:
-            code = ws.close_code
+            code = None if ws.close_code is None else int(ws.close_code)
             self._ws = None
             if self.state is not ClientState.CLOSED:
                 ws.transport.abort()

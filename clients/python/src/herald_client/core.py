@@ -88,6 +88,7 @@ class Core:
         self._auth_deadline: float | None = None
         self._last_rx = 0.0
         self._ping_sent: float | None = None
+        self._reading_paused = False
         self._refresh_at: float | None = None
         self._refresh_deadline: float | None = None
         self._abort_code: int | None = None
@@ -105,6 +106,9 @@ class Core:
         times = [self.requests.deadline()]
         if self.state is ClientState.CONNECTING:
             times.append(self._auth_deadline)
+        elif self.state is ClientState.CONNECTED and self._reading_paused:
+            times.append(self._refresh_at if self._refresh_deadline is None else None)
+            times += [e.retry_at for e in self.subs]
         elif self.state is ClientState.CONNECTED:
             if self._ping_sent is None:
                 times.append(self._last_rx + self.timing.ping_interval)
@@ -155,6 +159,18 @@ class Core:
             return []
         return [self._abort("the token callback failed")]
 
+    def pause_reading(self, paused: bool, now: float) -> None:
+        """The shell stopped (True) or resumed (False) reading the socket because a
+        subscription's buffer is full. Meanwhile no answer can be heard, so the ping and
+        the refresh answer are not held against the gateway; on resuming they start over.
+        """
+        self._reading_paused = paused
+        if not paused:
+            self._last_rx = now
+            self._ping_sent = None
+            if self._refresh_deadline is not None:
+                self._refresh_deadline = max(self._refresh_deadline, now + self.timing.auth_timeout)
+
     def _abort(self, reason: str) -> Abort:
         # Whatever code the socket then closes with, this was a dead or unusable connection.
         self._abort_code = ABNORMAL
@@ -189,6 +205,7 @@ class Core:
     def _connection_lost(self) -> list[Output]:
         out: list[Output] = []
         self._auth_deadline = self._ping_sent = self._refresh_at = self._refresh_deadline = None
+        self._reading_paused = False
         self.subs.connection_lost()
         for rid, req in self.requests:
             if not req.sent:
@@ -335,7 +352,9 @@ class Core:
             return out
         if self.state is not ClientState.CONNECTED:
             return out
-        if self._ping_sent is not None:
+        if self._reading_paused:
+            pass  # nothing can be heard while the app's buffer is full: no liveness verdict
+        elif self._ping_sent is not None:
             if now >= self._ping_sent + self.timing.ping_timeout:
                 self._ping_sent = None
                 out.append(self._abort("the gateway stopped answering (no pong)"))
@@ -344,7 +363,7 @@ class Core:
             self._ping_sent = now
             out.append(Send(frames.encode(frames.Ping())))
         if self._refresh_deadline is not None:
-            if now >= self._refresh_deadline:
+            if now >= self._refresh_deadline and not self._reading_paused:
                 self._refresh_deadline = None
                 out.append(self._abort("token refresh was not answered"))
                 return out

@@ -39,6 +39,9 @@ class _Buffer(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def full(self) -> bool:
+        return len(self._items) >= self.limit and not self.ended
+
     async def put(self, item: T) -> None:
         while len(self._items) >= self.limit and not self.ended:
             self._writable.clear()
@@ -98,6 +101,7 @@ class Subscription:
         self._on_presence = on_presence
         #: Every gap seen, in order (see :attr:`recovered`).
         self.gaps: list[Gap] = []
+        self._taken: Position | None = None
 
     @property
     def pattern(self) -> str:
@@ -115,8 +119,9 @@ class Subscription:
 
     @property
     def position(self) -> Position | None:
-        """Offset and epoch of the last message handed over (to resume from later)."""
-        return self._entry.cursor.position
+        """Offset and epoch of the last message the app took from this subscription: store
+        it and pass it as ``since`` to resume there later (e.g. after the app restarts)."""
+        return self._taken
 
     @property
     def members(self) -> frozenset[str]:
@@ -131,7 +136,9 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
-        return await self._messages.get()
+        message = await self._messages.get()
+        self._taken = Position(message.offset, message.epoch)
+        return message
 
     async def presence_events(self) -> AsyncIterator[PresenceEvent]:
         """Join and leave events (with ``presence=True``), until the subscription ends."""
@@ -145,6 +152,9 @@ class Subscription:
         await self._unsubscribe(self.pattern)
 
     # called by the client
+
+    def _full(self) -> bool:
+        return self._messages.full()
 
     async def _deliver(self, message: Message) -> None:
         await self._messages.put(message)
