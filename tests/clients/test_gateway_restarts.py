@@ -38,11 +38,13 @@ async def test_gateway_dies_mid_stream_and_the_subscriber_misses_nothing(stack: 
     )
     try:
         await client.connect()
-        # Overlapping patterns on one socket: each frame is routed to both; each keeps its own resume state.
+        # Overlapping patterns on one socket: each frame is routed to both; each keeps its own
+        # resume state. The narrow one joins mid-stream, so their positions differ.
         wide = Collector(await client.subscribe(f"{prefix}.*")).start()
-        narrow = Collector(await client.subscribe(f"{prefix}.a")).start()
         load = asyncio.create_task(publish_load(stack, [f"{prefix}.a", f"{prefix}.b"], rate=200, seconds=5))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(0.7)
+        narrow = Collector(await client.subscribe(f"{prefix}.a")).start()
+        await asyncio.sleep(0.8)
         if how == "SIGKILL":
             gateway.kill()
         else:
@@ -50,8 +52,11 @@ async def test_gateway_dies_mid_stream_and_the_subscriber_misses_nothing(stack: 
         await asyncio.sleep(0.3)
         gateway = await asyncio.to_thread(start_gateway, stack, port, metrics)
         expected = await load
-        narrow_expected = {f"{prefix}.a": expected[f"{prefix}.a"]}
-        await wait_for([wide, narrow], [expected, narrow_expected], timeout=20)
+        await wait_for([wide], [expected], timeout=20)
+        first = narrow.got[f"{prefix}.a"][0]
+        assert first > 0  # it joined mid-stream; from there on it must have everything
+        narrow_expected = {f"{prefix}.a": [i for i in expected[f"{prefix}.a"] if i >= first]}
+        await wait_for([narrow], [narrow_expected], timeout=20)
         assert sum(map(len, expected.values())) >= 600
         assert account(wide.got, expected) == {"lost": 0, "duplicated": 0, "reordered": 0, "foreign": 0}
         assert account(narrow.got, narrow_expected) == {"lost": 0, "duplicated": 0, "reordered": 0, "foreign": 0}
