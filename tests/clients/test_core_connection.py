@@ -24,7 +24,7 @@ from herald_client.outputs import (
     Stopped,
 )
 from herald_client.states import ClientState
-from tests.clients.corehelp import TOKEN, WALL, connect, frame, new_core, of, sent, subscribed
+from tests.clients.corehelp import TOKEN, WALL, connect, frame, msg, new_core, of, sent, subscribed
 from tests.clients.test_tokens_frames import jwt
 
 
@@ -120,7 +120,9 @@ def test_a_refused_refresh_reconnects_with_a_new_token() -> None:
     connect(core, token=short)
     core.on_timer(3.6)
     core.on_fresh_token("bad", WALL + 3.7, 3.7)
-    [abort] = of(Abort, core.on_frame(frame(type="error", code="unauthorized", message="invalid token"), 3.8))
+    assert of(Abort, core.on_frame(frame(type="error", code="unauthorized", message="invalid token"), 3.8)) == []
+    assert of(Abort, core.on_timer(4.7)) == []  # it may still be answered ...
+    [abort] = of(Abort, core.on_timer(4.8))  # ... but not a second after the refusal
     assert "refresh" in abort.reason
     assert of(ReconnectIn, core.on_closed(1000, 3.9))
 
@@ -219,3 +221,43 @@ def test_no_liveness_verdict_while_the_app_buffer_holds_reading_back() -> None:
     deadlines.append(core.deadline)
     assert deadlines == [None, 25.0]  # the silence counts from the resume
     assert sent(core.on_timer(25.0)) == [{"type": "ping"}]
+
+
+def test_an_expiry_notice_racing_a_refresh_does_not_drop_the_socket() -> None:
+    short = jwt({"sub": "alice", "exp": WALL + 4, "iat": WALL})
+    core = new_core(refreshable=True)
+    connect(core, token=short)
+    core.on_timer(3.6)
+    core.on_fresh_token(jwt({"sub": "alice", "exp": WALL + 60, "iat": WALL}), WALL + 3.7, 3.7)
+    notice = core.on_frame(frame(type="error", code="unauthorized", message="token expired; send auth"), 4.0)
+    assert of(Abort, notice) == []
+    assert core.on_frame(frame(type="auth_success", userId="alice"), 4.1) == []
+    assert of(Abort, core.on_timer(5.5)) == []  # the refresh went through: no refusal verdict
+    assert core.state is ClientState.CONNECTED
+
+
+def test_a_subscribe_answer_stuck_behind_a_full_buffer_does_not_time_out() -> None:
+    core = new_core(request_timeout=2.0)
+    connect(core)
+    subscribed(core, "a.b")
+    core.on_frame(msg("a.b", 3), 0.0)
+    core.on_closed(1006, 0.0)
+    [request] = sent(connect(core, 1.0))
+    assert request["since"]["offset"] == 3
+    core.pause_reading(True, 1.5)
+    assert core.deadline is None or core.deadline > 100
+    assert of(Abort, core.on_timer(10.0)) == []
+    core.pause_reading(False, 10.0)
+    assert core.deadline == 12.0
+    answer = core.on_frame(frame(type="subscribed", topic="a.b", id=request["id"], recovered=True), 10.5)
+    assert of(Resolve, answer) == [] and core.subs["a.b"].recovered is True
+
+
+def test_a_subscribe_that_times_out_after_an_unsubscribe_is_ignored() -> None:
+    core = new_core(request_timeout=2.0)
+    connect(core)
+    subscribed(core, "a.b")
+    core.on_closed(1006, 0.0)
+    connect(core, 1.0)
+    core.unsubscribe("a.b", 1.2)
+    assert of(Abort, core.on_timer(3.5)) == []

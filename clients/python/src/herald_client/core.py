@@ -53,6 +53,8 @@ from herald_client.topics import is_exact
 #: Subscribe errors worth retrying on the same connection (the gateway could not check
 #: a channel membership, or too many frames).
 RETRYABLE = frozenset({"internal", "rate_limited"})
+#: After an ``unauthorized`` during a refresh, how long its ``auth_success`` may still take.
+REFUSAL_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,7 @@ class Core:
     @property
     def deadline(self) -> float | None:
         """When :meth:`on_timer` must next be called (monotonic seconds), or None."""
-        times = [self.requests.deadline()]
+        times = [self.requests.deadline(subscribes=not self._reading_paused)]
         if self.state is ClientState.CONNECTING:
             times.append(self._auth_deadline)
         elif self.state is ClientState.CONNECTED and self._reading_paused:
@@ -168,6 +170,7 @@ class Core:
         if not paused:
             self._last_rx = now
             self._ping_sent = None
+            self.requests.extend(Kind.SUBSCRIBE, now + self.timing.request_timeout)
             if self._refresh_deadline is not None:
                 self._refresh_deadline = max(self._refresh_deadline, now + self.timing.auth_timeout)
 
@@ -308,7 +311,10 @@ class Core:
         req = self.requests.pop(frame.id)
         if req is None:
             if self._refresh_deadline is not None and frame.code in ("unauthorized", "forbidden"):
-                return [self._abort(f"token refresh refused: {frame.message}")]
+                # Likely the refresh refused, but it may be the old token's expiry notice
+                # racing the refresh: a refresh that went through answers within moments.
+                self._refresh_deadline = min(self._refresh_deadline, now + REFUSAL_WAIT)
+                return [Notice(frame.code, frame.message)]
             if frame.code == "unauthorized" and self.state is ClientState.CONNECTED and self.refreshable_token:
                 # The session expired before a refresh went through: refresh at once.
                 self._refresh_at = now
@@ -332,11 +338,15 @@ class Core:
 
     def on_timer(self, now: float) -> list[Output]:
         out: list[Output] = []
-        for rid, req in self.requests.expired(now):
+        # While reading is paused the answer to a subscribe may be waiting unread behind
+        # a replay: only a publish or presence query (the app is waiting) times out then.
+        for rid, req in self.requests.expired(now, subscribes=not self._reading_paused):
             what = req.kind.value
             if req.kind is Kind.SUBSCRIBE:
                 entry = self.subs.get(req.pattern)
-                if entry is not None and entry.waiter is not None:
+                if entry is None:
+                    continue  # unsubscribed meanwhile
+                if entry.waiter is not None:
                     out.append(Reject(entry.waiter, RequestTimeoutError(f"no answer to {what} {req.pattern!r}")))
                     entry.waiter = None
                     out += self.subs.end(req.pattern, RequestTimeoutError("subscribe was not answered"))

@@ -59,15 +59,30 @@ class Requests:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def deadline(self) -> float | None:
-        times = [r.deadline for r in self._by_id.values() if r.deadline is not None]
+    def deadline(self, *, subscribes: bool = True) -> float | None:
+        times = [
+            r.deadline
+            for r in self._by_id.values()
+            if r.deadline is not None and (subscribes or r.kind is not Kind.SUBSCRIBE)
+        ]
         return min(times) if times else None
 
-    def expired(self, now: float) -> list[tuple[int, Request]]:
-        gone = [(rid, r) for rid, r in self._by_id.items() if r.deadline is not None and r.deadline <= now]
+    def expired(self, now: float, *, subscribes: bool = True) -> list[tuple[int, Request]]:
+        """Remove and return the requests past their deadline (subscribes only if ``subscribes``)."""
+        gone = [
+            (rid, r)
+            for rid, r in self._by_id.items()
+            if r.deadline is not None and r.deadline <= now and (subscribes or r.kind is not Kind.SUBSCRIBE)
+        ]
         for rid, _ in gone:
             del self._by_id[rid]
         return gone
+
+    def extend(self, kind: Kind, deadline: float) -> None:
+        """Give the sent requests of ``kind`` until at least ``deadline``."""
+        for r in self._by_id.values():
+            if r.kind is kind and r.sent and r.deadline is not None:
+                r.deadline = max(r.deadline, deadline)
 
     def clear(self) -> list[tuple[int, Request]]:
         gone = list(self._by_id.items())
