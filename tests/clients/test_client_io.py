@@ -132,3 +132,19 @@ async def test_a_slow_app_holds_reading_back_without_being_taken_for_a_dead_sock
         assert client.connections == 1 and client.close_codes == []
         assert sub.position is not None and sub.position.offset == 10
         await client.close()
+
+
+async def test_failing_app_callbacks_do_not_break_the_client() -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("the app's bug")
+
+    async with fake_gateway(presence_gateway) as gateway:
+        client = Client(gateway.url, token="t", on_state_change=broken)
+        await client.connect()
+        sub = await client.subscribe("room.1", presence=True, on_presence=broken)
+        assert await client.presence("room.1") == ["alice", "carol"]
+        assert sub.members == {"carol"}
+        with pytest.raises(TypeError):
+            await client.publish("a.b", object())  # not JSON: refused at once, nothing sent
+        assert (await client.publish("a.b", [1])).offset == 41
+        await client.close()

@@ -289,7 +289,10 @@ class Client:
                 self._wake.set()
             elif isinstance(out, Notice):
                 if self._on_notice is not None:
-                    self._on_notice(out.code, out.message)
+                    try:
+                        self._on_notice(out.code, out.message)
+                    except Exception:
+                        log.exception("on_notice callback failed")
                 else:
                     log.info("gateway notice %s: %s", out.code, out.message)
         deadline = self._core.deadline
@@ -340,7 +343,13 @@ class Client:
 
     async def _run(self) -> None:
         while not self._closed():
-            await self._one_connection()
+            try:
+                await self._one_connection()
+            except Exception:
+                # A bug must not leave the client silently dead: count it as a lost socket.
+                log.exception("the connection failed unexpectedly")
+                self._ws = None
+                await self._apply(self._core.on_closed(None, time.monotonic()))
             if self._closed():
                 return
             delay, self._reconnect_delay = self._reconnect_delay or 0.0, None
@@ -396,7 +405,10 @@ class Client:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._timer_at = None
-            await self._apply(self._core.on_timer(time.monotonic()))
+            try:
+                await self._apply(self._core.on_timer(time.monotonic()))
+            except Exception:
+                log.exception("a timer step failed")
 
     async def _shutdown_tasks(self) -> None:
         current = asyncio.current_task()

@@ -448,6 +448,7 @@ class Core:
     def _request(self, rid: int, kind: Kind, frame: frames.ClientFrame, now: float) -> list[Output]:
         if self.state is ClientState.CLOSED:
             raise self.error or ClientClosedError("the client is closed")
+        text = frames.encode(frame)  # data that is not JSON fails here, before anything is kept
         connected = self.state is ClientState.CONNECTED
         self.requests.add(rid, Request(kind, frame, now + self.timing.request_timeout, sent=connected))
-        return [Send(frames.encode(frame))] if connected else []
+        return [Send(text)] if connected else []

@@ -7,6 +7,7 @@ passes silently. Listeners hear every change as ``(old, new)``.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
@@ -46,6 +47,8 @@ SUBSCRIPTION_TRANSITIONS: Mapping[SubscriptionState, frozenset[SubscriptionState
     SubscriptionState.SUBSCRIBED: frozenset({SubscriptionState.SUBSCRIBING, SubscriptionState.UNSUBSCRIBED}),
 }
 
+log = logging.getLogger("herald_client")
+
 S = TypeVar("S", bound=enum.Enum)
 
 Listener = Callable[[S, S], None]
@@ -75,7 +78,10 @@ class StateMachine(Generic[S]):
             raise IllegalTransitionError(f"{old.value} -> {new.value}")
         self._state = new
         for listener in list(self._listeners):
-            listener(old, new)
+            try:
+                listener(old, new)
+            except Exception:  # an application's callback must not break the life cycle
+                log.exception("state listener failed")
 
     def listen(self, listener: Callable[[S, S], None]) -> Callable[[], None]:
         """Call ``listener(old, new)`` on every change; returns a function that stops it."""

@@ -8,6 +8,7 @@ filling memory here (the client then reconnects and resumes).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 GapCallback = Callable[[Gap], None]
 PresenceCallback = Callable[[PresenceEvent], None]
 T = TypeVar("T")
+log = logging.getLogger("herald_client")
 
 
 class _Buffer(Generic[T]):
@@ -162,12 +164,18 @@ class Subscription:
     def _gap(self, gap: Gap) -> None:
         self.gaps.append(gap)
         if self._on_gap is not None:
-            self._on_gap(gap)
+            try:
+                self._on_gap(gap)
+            except Exception:  # the application's callback must not stop the socket's reader
+                log.exception("on_gap callback failed")
 
     def _presence_event(self, event: PresenceEvent) -> None:
         self._presence.put_nowait(event)
         if self._on_presence is not None:
-            self._on_presence(event)
+            try:
+                self._on_presence(event)
+            except Exception:
+                log.exception("on_presence callback failed")
 
     def _finish(self, error: BaseException | None) -> None:
         self._messages.end(error)
