@@ -24,6 +24,7 @@ from herald_client.errors import (
     ServerError,
     SubscriptionEndedError,
 )
+from herald_client.liveness import Liveness, Step
 from herald_client.messages import PublishResult
 from herald_client.outputs import (
     Abort,
@@ -47,7 +48,7 @@ from herald_client.states import (
     StateMachine,
     SubscriptionState,
 )
-from herald_client.tokens import refresh_in
+from herald_client.tokens import Refresh
 from herald_client.topics import is_exact
 
 #: Subscribe errors worth retrying on the same connection (the gateway could not check
@@ -88,13 +89,9 @@ class Core:
         self.error: Exception | None = None
         self._closed_by_app = False
         self._auth_deadline: float | None = None
-        self._last_rx = 0.0
-        self._ping_sent: float | None = None
-        self._reading_paused = False
-        self._refresh_at: float | None = None
-        self._refresh_deadline: float | None = None
+        self.liveness = Liveness(self.timing.ping_interval, self.timing.ping_timeout)
+        self.refresh = Refresh(refreshable_token, self.timing.auth_timeout)
         self._abort_code: int | None = None
-        self._next_refresh_at: float | None = None
         #: The code of every socket close or failed attempt so far (None: no code), oldest first.
         self.close_codes: list[int | None] = []
 
@@ -105,18 +102,14 @@ class Core:
     @property
     def deadline(self) -> float | None:
         """When :meth:`on_timer` must next be called (monotonic seconds), or None."""
-        times = [self.requests.deadline(subscribes=not self._reading_paused)]
+        paused = self.liveness.paused
+        times = [self.requests.deadline(subscribes=not paused)]
         if self.state is ClientState.CONNECTING:
             times.append(self._auth_deadline)
-        elif self.state is ClientState.CONNECTED and self._reading_paused:
-            times.append(self._refresh_at if self._refresh_deadline is None else None)
-            times += [e.retry_at for e in self.subs]
         elif self.state is ClientState.CONNECTED:
-            if self._ping_sent is None:
-                times.append(self._last_rx + self.timing.ping_interval)
-            else:
-                times.append(self._ping_sent + self.timing.ping_timeout)
-            times.append(self._refresh_deadline if self._refresh_deadline is not None else self._refresh_at)
+            times.append(self.liveness.deadline)
+            if self.refresh.awaiting is None or not paused:
+                times.append(self.refresh.deadline)
             times += [e.retry_at for e in self.subs]
         present = [t for t in times if t is not None]
         return min(present) if present else None
@@ -131,13 +124,9 @@ class Core:
     def on_open(self, token: str, now: float, wall: float) -> list[Output]:
         """The socket is open; authenticate with ``token`` (``wall``: Unix time, for its ``exp``)."""
         self._auth_deadline = now + self.timing.auth_timeout
-        self._last_rx = now
-        self._next_refresh_at = self._plan_refresh(token, now, wall)
+        self.liveness.reset(now)
+        self.refresh.sent(token, now, wall, refresh=False)
         return [Send(frames.encode(frames.Auth(token=token)))]
-
-    def _plan_refresh(self, token: str, now: float, wall: float) -> float | None:
-        delay = refresh_in(token, wall) if self.refreshable_token else None
-        return None if delay is None else now + delay
 
     def on_connect_failed(self, now: float, *, limited: bool = False) -> list[Output]:
         """Opening the socket (or getting a token for it) failed; retry after a backoff delay.
@@ -151,8 +140,7 @@ class Core:
         """The token callback answered (for a refresh on the live socket)."""
         if self.state is not ClientState.CONNECTED:
             return []
-        self._refresh_deadline = now + self.timing.auth_timeout
-        self._next_refresh_at = self._plan_refresh(token, now, wall)
+        self.refresh.sent(token, now, wall, refresh=True)
         return [Send(frames.encode(frames.Auth(token=token)))]
 
     def on_token_failed(self, now: float) -> list[Output]:
@@ -166,13 +154,12 @@ class Core:
         subscription's buffer is full. Meanwhile no answer can be heard, so the ping and
         the refresh answer are not held against the gateway; on resuming they start over.
         """
-        self._reading_paused = paused
+        self.liveness.paused = paused
         if not paused:
-            self._last_rx = now
-            self._ping_sent = None
+            self.liveness.reset(now)
             self.requests.extend(Kind.SUBSCRIBE, now + self.timing.request_timeout)
-            if self._refresh_deadline is not None:
-                self._refresh_deadline = max(self._refresh_deadline, now + self.timing.auth_timeout)
+            if self.refresh.awaiting is not None:
+                self.refresh.awaiting = max(self.refresh.awaiting, now + self.timing.auth_timeout)
 
     def _abort(self, reason: str) -> Abort:
         # Whatever code the socket then closes with, this was a dead or unusable connection.
@@ -207,8 +194,9 @@ class Core:
 
     def _connection_lost(self) -> list[Output]:
         out: list[Output] = []
-        self._auth_deadline = self._ping_sent = self._refresh_at = self._refresh_deadline = None
-        self._reading_paused = False
+        self._auth_deadline = None
+        self.refresh.forget()
+        self.liveness.paused = False
         self.subs.connection_lost()
         for rid, req in self.requests:
             if not req.sent:
@@ -239,8 +227,7 @@ class Core:
     def on_frame(self, text: str | bytes, now: float) -> list[Output]:
         if self.state not in (ClientState.CONNECTING, ClientState.CONNECTED):
             return []
-        self._last_rx = now
-        self._ping_sent = None
+        self.liveness.heard(now)
         try:
             frame = frames.decode(text)
         except frames.FrameError as exc:
@@ -269,9 +256,8 @@ class Core:
 
     def _auth_success(self, frame: frames.AuthSuccess, now: float) -> list[Output]:
         self.user_id = frame.user_id
-        self._refresh_at = self._next_refresh_at
+        self.refresh.accepted()
         if self.state is ClientState.CONNECTED:
-            self._refresh_deadline = None
             return []
         self.machine.to(ClientState.CONNECTED)
         self._auth_deadline = None
@@ -310,14 +296,14 @@ class Core:
     def _error(self, frame: frames.ErrorFrame, now: float) -> list[Output]:
         req = self.requests.pop(frame.id)
         if req is None:
-            if self._refresh_deadline is not None and frame.code in ("unauthorized", "forbidden"):
+            if self.refresh.awaiting is not None and frame.code in ("unauthorized", "forbidden"):
                 # Likely the refresh refused, but it may be the old token's expiry notice
                 # racing the refresh: a refresh that went through answers within moments.
-                self._refresh_deadline = min(self._refresh_deadline, now + REFUSAL_WAIT)
+                self.refresh.awaiting = min(self.refresh.awaiting, now + REFUSAL_WAIT)
                 return [Notice(frame.code, frame.message)]
             if frame.code == "unauthorized" and self.state is ClientState.CONNECTED and self.refreshable_token:
                 # The session expired before a refresh went through: refresh at once.
-                self._refresh_at = now
+                self.refresh.due = now
             return [Notice(frame.code, frame.message)]
         error = ServerError(frame.code, frame.message, frame.id)
         if req.kind is not Kind.SUBSCRIBE:
@@ -340,7 +326,7 @@ class Core:
         out: list[Output] = []
         # While reading is paused the answer to a subscribe may be waiting unread behind
         # a replay: only a publish or presence query (the app is waiting) times out then.
-        for rid, req in self.requests.expired(now, subscribes=not self._reading_paused):
+        for rid, req in self.requests.expired(now, subscribes=not self.liveness.paused):
             what = req.kind.value
             if req.kind is Kind.SUBSCRIBE:
                 entry = self.subs.get(req.pattern)
@@ -362,24 +348,20 @@ class Core:
             return out
         if self.state is not ClientState.CONNECTED:
             return out
-        if self._reading_paused:
-            pass  # nothing can be heard while the app's buffer is full: no liveness verdict
-        elif self._ping_sent is not None:
-            if now >= self._ping_sent + self.timing.ping_timeout:
-                self._ping_sent = None
-                out.append(self._abort("the gateway stopped answering (no pong)"))
-                return out
-        elif now >= self._last_rx + self.timing.ping_interval:
-            self._ping_sent = now
+        step = self.liveness.tick(now)
+        if step is Step.DEAD:
+            out.append(self._abort("the gateway stopped answering (no pong)"))
+            return out
+        if step is Step.PING:
             out.append(Send(frames.encode(frames.Ping())))
-        if self._refresh_deadline is not None:
-            if now >= self._refresh_deadline and not self._reading_paused:
-                self._refresh_deadline = None
+        if self.refresh.awaiting is not None:
+            if now >= self.refresh.awaiting and not self.liveness.paused:
+                self.refresh.awaiting = None
                 out.append(self._abort("token refresh was not answered"))
                 return out
-        elif self._refresh_at is not None and now >= self._refresh_at:
-            self._refresh_at = None
-            self._refresh_deadline = now + self.timing.auth_timeout
+        elif self.refresh.due is not None and now >= self.refresh.due:
+            self.refresh.due = None
+            self.refresh.awaiting = now + self.timing.auth_timeout
             out.append(FetchToken())
         for entry in self.subs:
             if entry.retry_at is not None and now >= entry.retry_at:

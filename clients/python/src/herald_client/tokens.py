@@ -65,3 +65,38 @@ def refresh_in(token: str, wall_now: float) -> float | None:
     lifetime = max(0.0, times.exp - start)
     margin = min(REFRESH_SHARE * lifetime, REFRESH_MARGIN_CAP)
     return max(0.0, times.exp - margin - wall_now)
+
+
+class Refresh:
+    """When to refresh the token of the live socket, and whether a refresh awaits its answer.
+
+    Monotonic times throughout. ``planned`` is set from each token sent (first ``auth``
+    or refresh) and takes effect when the gateway accepts it (``auth_success``).
+    """
+
+    __slots__ = ("answer_timeout", "awaiting", "due", "planned", "refreshable")
+
+    def __init__(self, refreshable: bool, answer_timeout: float) -> None:
+        self.refreshable = refreshable
+        self.answer_timeout = answer_timeout
+        #: When to fetch a fresh token (None: never).
+        self.due: float | None = None
+        #: Deadline of the refresh in flight (None: none in flight).
+        self.awaiting: float | None = None
+        self.planned: float | None = None
+
+    def sent(self, token: str, now: float, wall: float, *, refresh: bool) -> None:
+        delay = refresh_in(token, wall) if self.refreshable else None
+        self.planned = None if delay is None else now + delay
+        if refresh:
+            self.awaiting = now + self.answer_timeout
+
+    def accepted(self) -> None:
+        self.due, self.awaiting = self.planned, None
+
+    def forget(self) -> None:
+        self.due = self.awaiting = None
+
+    @property
+    def deadline(self) -> float | None:
+        return self.due if self.awaiting is None else self.awaiting
