@@ -14,6 +14,7 @@ from herald_client import (
     HeraldClientError,
     PresenceEvent,
     PresenceKind,
+    PresenceSnapshot,
     PublishResult,
     RequestTimeoutError,
     ServerError,
@@ -60,7 +61,7 @@ async def test_presence_events_on_the_subscription_and_the_presence_query() -> N
         assert events == [(PresenceKind.JOIN, "bob"), (PresenceKind.JOIN, "carol"), (PresenceKind.LEAVE, "bob")]
         assert [e.user_id for e in seen] == ["bob", "carol", "bob"]
         assert sub.members == {"carol"}
-        assert await client.presence("room.1") == ["alice", "carol"]
+        assert await client.presence("room.1") == PresenceSnapshot("room.1", 2, ["alice", "carol"])
         [subscribe] = [f for f in gateway.frames if f["type"] == "subscribe"]
         assert subscribe["presence"] is True
         await client.close()
@@ -142,7 +143,7 @@ async def test_failing_app_callbacks_do_not_break_the_client() -> None:
         client = Client(gateway.url, token="t", on_state_change=broken)
         await client.connect()
         sub = await client.subscribe("room.1", presence=True, on_presence=broken)
-        assert await client.presence("room.1") == ["alice", "carol"]
+        assert (await client.presence("room.1")).users == ["alice", "carol"]
         assert sub.members == {"carol"}
         with pytest.raises(TypeError):
             await client.publish("a.b", object())  # not JSON: refused at once, nothing sent

@@ -8,7 +8,7 @@ from herald_client.errors import (
     ServerError,
     SubscriptionEndedError,
 )
-from herald_client.messages import GapReason, PresenceKind
+from herald_client.messages import GapReason, PresenceKind, PresenceSnapshot
 from herald_client.outputs import (
     Deliver,
     Ended,
@@ -197,8 +197,11 @@ def test_presence_subscription_gets_join_and_leave_and_the_query_resolves() -> N
     assert core.on_frame(frame(type="join", topic="room.2", userId="x"), 0.0) == []  # not held
     rid, out = core.presence("room.1", 0.0)
     assert sent(out) == [{"type": "presence", "topic": "room.1", "id": rid}]
-    answer = core.on_frame(frame(type="presence", topic="room.1", users=["carol", "alice"], id=rid), 0.0)
-    assert of(Resolve, answer) == [Resolve(rid, ["carol", "alice"])]
+    answer = core.on_frame(frame(type="presence", topic="room.1", users=["alice", "carol"], count=2, id=rid), 0.0)
+    assert of(Resolve, answer) == [Resolve(rid, PresenceSnapshot("room.1", 2, ["alice", "carol"]))]
+    rid, _ = core.presence("room.1", 0.0)
+    crowded = core.on_frame(frame(type="presence", topic="room.1", count=5000, id=rid), 0.0)
+    assert of(Resolve, crowded) == [Resolve(rid, PresenceSnapshot("room.1", 5000, None))]  # above the cap
 
 
 def test_a_presence_query_refused_by_an_older_gateway_rejects() -> None:

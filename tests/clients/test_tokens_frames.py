@@ -86,8 +86,9 @@ def test_server_frames_decode_ignoring_unknown_fields_and_types() -> None:
     assert frames.decode('{"type":"from_the_future","x":1}') is None
     join = frames.decode('{"type":"join","topic":"room.1","userId":"bob"}')
     assert isinstance(join, frames.Join) and join.user_id == "bob"
-    answer = frames.decode('{"type":"presence","topic":"room.1","users":["a","b"],"id":4}')
+    answer = frames.decode('{"type":"presence","topic":"room.1","count":2,"users":["a","b"],"id":4}')
     assert isinstance(answer, frames.PresenceAnswer) and answer.users == ["a", "b"] and answer.id == 4
+    assert answer.count == 2
 
 
 @pytest.mark.parametrize("raw", ["not json", '{"type":"message","topic":"a"}', "[1]"])

@@ -21,7 +21,15 @@ from herald_client.errors import (
     ServerError,
     SubscriptionEndedError,
 )
-from herald_client.messages import Gap, GapReason, Message, PresenceEvent, PresenceKind, PublishResult
+from herald_client.messages import (
+    Gap,
+    GapReason,
+    Message,
+    PresenceEvent,
+    PresenceKind,
+    PresenceSnapshot,
+    PublishResult,
+)
 from herald_client.resume import Position
 from herald_client.states import ClientState, SubscriptionState
 from herald_client.subscription import Subscription
@@ -43,6 +51,7 @@ __all__ = [
     "Position",
     "PresenceEvent",
     "PresenceKind",
+    "PresenceSnapshot",
     "PublishResult",
     "RequestTimeoutError",
     "ServerError",

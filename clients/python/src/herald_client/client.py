@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from herald_client.backoff import Backoff
 from herald_client.core import Core, Timing
 from herald_client.errors import ClientClosedError, ConnectTimeoutError, HeraldClientError
-from herald_client.messages import PublishResult
+from herald_client.messages import PresenceSnapshot, PublishResult
 from herald_client.outputs import (
     Abort,
     CloseSocket,
@@ -210,14 +210,15 @@ class Client:
         result: PublishResult = await waiter
         return result
 
-    async def presence(self, topic: str) -> list[str]:
-        """Who is subscribed to the exact ``topic`` now (user ids), as the gateway answers."""
+    async def presence(self, topic: str) -> PresenceSnapshot:
+        """Who is subscribed to the exact ``topic`` now, on any gateway: a
+        :class:`PresenceSnapshot` (``count``, and ``users`` unless above the gateway's cap)."""
         self._check_started()
         rid, out = self._core.presence(topic, time.monotonic())
         waiter = self._expect(rid)
         await self._apply(out)
-        users: list[str] = await waiter
-        return users
+        snapshot: PresenceSnapshot = await waiter
+        return snapshot
 
     async def close(self) -> None:
         """Close for good: unsubscribes nothing on the server side but ends every subscription's iteration."""

@@ -25,7 +25,7 @@ from herald_client.errors import (
     SubscriptionEndedError,
 )
 from herald_client.liveness import Liveness, Step
-from herald_client.messages import PublishResult
+from herald_client.messages import PresenceSnapshot, PublishResult
 from herald_client.outputs import (
     Abort,
     CloseSocket,
@@ -247,7 +247,10 @@ class Core:
             return [Resolve(frame.id, PublishResult(frame.topic, frame.offset))] if req is not None else []
         if isinstance(frame, frames.PresenceAnswer):
             req = self.requests.pop(frame.id)
-            return [Resolve(frame.id, list(frame.users))] if req is not None else []
+            if req is None:
+                return []
+            count = frame.count if frame.count is not None else len(frame.users or [])
+            return [Resolve(frame.id, PresenceSnapshot(frame.topic, count, frame.users))]
         if isinstance(frame, frames.Join | frames.Leave):
             return self.subs.presence(frame)
         if isinstance(frame, frames.ErrorFrame):
@@ -423,7 +426,7 @@ class Core:
         return rid, self._request(rid, Kind.PUBLISH, frames.Publish(topic=topic, data=data, id=rid), now)
 
     def presence(self, topic: str, now: float) -> tuple[int, list[Output]]:
-        """Ask who is subscribed to ``topic``; the id resolves with a list of user ids."""
+        """Ask who is subscribed to ``topic``; the id resolves with a :class:`PresenceSnapshot`."""
         rid = self.requests.new_id()
         return rid, self._request(rid, Kind.PRESENCE, frames.PresenceQuery(topic=topic, id=rid), now)
 

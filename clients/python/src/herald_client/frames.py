@@ -93,8 +93,12 @@ class Leave(msgspec.Struct, tag="leave", tag_field="type", rename="camel", froze
 
 
 class PresenceAnswer(msgspec.Struct, tag="presence", tag_field="type", frozen=True):
+    """``users`` may be left out above the gateway's cap; ``count`` is always given by
+    gateways that send it."""
+
     topic: str
-    users: list[str] = msgspec.field(default_factory=list)
+    users: list[str] | None = None
+    count: int | None = None
     id: Any = None
 
 

@@ -54,6 +54,16 @@ class PresenceEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceSnapshot:
+    """Who is subscribed to ``topic`` now: ``count`` users; ``users`` (their ids) is None
+    when the gateway leaves the list out (above its cap, only the count is given)."""
+
+    topic: str
+    count: int
+    users: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
 class PublishResult:
     """A publish was stored: ``offset`` is the one its message frame carries."""
 
