@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 
@@ -39,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True)
     tail = commands.add_parser("tail", help="print every message on a topic or pattern, one JSON line each")
     tail.add_argument("topic", help="topic or pattern, e.g. news.** or messages.user.alice")
-    tail.add_argument("--token", default=os.environ.get("HERALD_TOKEN"), help="JWT (default: $HERALD_TOKEN)")
+    # Not read from a HERALD_* variable: the services refuse unknown HERALD_* settings at start.
+    tail.add_argument("--token", required=True, help="JWT, e.g. $(.venv/bin/herald token alice --topic 'news.**')")
     tail.add_argument("--url", default=DEFAULT_URL, help=f"gateway WebSocket URL (default {DEFAULT_URL})")
     tail.add_argument("--since", type=parse_since, default=None, help="resume after OFFSET:EPOCH")
     tail.add_argument("--count", type=int, default=None, help="stop after this many messages")
@@ -88,9 +88,6 @@ async def tail(url: str, token: str, topic: str, since: Position | None, count: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not args.token:
-        note("herald_client: a token is needed (--token or $HERALD_TOKEN)")
-        return 2
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(tail(args.url, args.token, args.topic, args.since, args.count))
     return 130
