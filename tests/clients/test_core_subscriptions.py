@@ -188,12 +188,15 @@ def test_presence_subscription_gets_join_and_leave_and_the_query_resolves() -> N
     entry, _, out = core.subscribe("room.1", True, 0.0)
     [request] = sent(out)
     assert request["presence"] is True
-    core.on_frame(frame(type="subscribed", topic="room.1", id=request["id"]), 0.0)
+    [roster] = sent(core.on_frame(frame(type="subscribed", topic="room.1", id=request["id"]), 0.0))
+    assert roster == {"type": "presence", "topic": "room.1", "id": roster["id"]}  # who is there already?
+    assert core.on_frame(frame(type="presence", topic="room.1", users=["dave"], count=1, id=roster["id"]), 0.0) == []
+    assert entry.members == {"dave"}
     [join] = of(Presence, core.on_frame(frame(type="join", topic="room.1", userId="bob"), 0.0))
     assert join.event.kind is PresenceKind.JOIN and join.event.user_id == "bob"
     core.on_frame(frame(type="join", topic="room.1", userId="carol"), 0.0)
     [leave] = of(Presence, core.on_frame(frame(type="leave", topic="room.1", userId="bob"), 0.0))
-    assert leave.event.kind is PresenceKind.LEAVE and entry.members == {"carol"}
+    assert leave.event.kind is PresenceKind.LEAVE and entry.members == {"carol", "dave"}
     assert core.on_frame(frame(type="join", topic="room.2", userId="x"), 0.0) == []  # not held
     rid, out = core.presence("room.1", 0.0)
     assert sent(out) == [{"type": "presence", "topic": "room.1", "id": rid}]
@@ -202,6 +205,17 @@ def test_presence_subscription_gets_join_and_leave_and_the_query_resolves() -> N
     rid, _ = core.presence("room.1", 0.0)
     crowded = core.on_frame(frame(type="presence", topic="room.1", count=5000, id=rid), 0.0)
     assert of(Resolve, crowded) == [Resolve(rid, PresenceSnapshot("room.1", 5000, None))]  # above the cap
+
+
+def test_a_presence_subscribe_on_a_gateway_without_presence_stays_quiet() -> None:
+    core = new_core()
+    connect(core)
+    entry, rid, out = core.subscribe("room.1", True, 0.0)
+    answer = core.on_frame(frame(type="subscribed", topic="room.1", id=sent(out)[0]["id"]), 0.0)
+    [roster] = sent(answer)
+    refused = core.on_frame(frame(type="error", code="bad_request", message="unknown", id=roster["id"]), 0.0)
+    assert refused == [] and entry.members == set()
+    assert of(Resolve, answer) == [Resolve(rid, None)]
 
 
 def test_a_presence_query_refused_by_an_older_gateway_rejects() -> None:

@@ -22,6 +22,7 @@ async def test_join_leave_and_the_presence_query(stack: Stack) -> None:
     url = f"ws://127.0.0.1:{port}/ws"
     alice = Client(url, token=token("alice-presence", topics=["lobby.**"]))
     bob = Client(url, token=token("bob-presence", topics=["lobby.**"]))
+    carol = Client(url, token=token("carol-presence", topics=["lobby.**"]))
     try:
         await alice.connect()
         try:
@@ -37,6 +38,10 @@ async def test_join_leave_and_the_presence_query(stack: Stack) -> None:
         await wait_until(lambda: "bob-presence" in sub.members, 5, "bob's join")
         snapshot = await alice.presence("lobby.main")
         assert snapshot.users == ["alice-presence", "bob-presence"] and snapshot.count == 2
+        # A latecomer learns who is there already (the client asks after subscribing).
+        await carol.connect()
+        late = await carol.subscribe("lobby.main", presence=True)
+        await wait_until(lambda: late.members >= {"alice-presence", "bob-presence"}, 5, "carol's roster")
         await bobs.unsubscribe()
         # A leave is held back for the gateway's presence grace (5 s by default).
         await wait_until(lambda: "bob-presence" not in sub.members, 15, "bob's leave")
@@ -45,4 +50,5 @@ async def test_join_leave_and_the_presence_query(stack: Stack) -> None:
     finally:
         await alice.close()
         await bob.close()
+        await carol.close()
         gateway.stop()

@@ -204,7 +204,7 @@ class Core:
             self.requests.pop(rid)
             if req.kind is Kind.UNSUBSCRIBE:
                 out.append(Resolve(rid, None))  # the gateway forgets every subscription with the socket
-            elif req.kind is not Kind.SUBSCRIBE:
+            elif req.kind not in (Kind.SUBSCRIBE, Kind.ROSTER):
                 out.append(Reject(rid, ConnectionLostError("the connection closed before the answer")))
         return out
 
@@ -239,7 +239,7 @@ class Core:
         if isinstance(frame, frames.AuthSuccess):
             return self._auth_success(frame, now)
         if isinstance(frame, frames.Subscribed):
-            return self._subscribed(frame)
+            return self._subscribed(frame, now)
         if isinstance(frame, frames.Unsubscribed):
             return self._unsubscribed(frame)
         if isinstance(frame, frames.Published):
@@ -249,6 +249,8 @@ class Core:
             req = self.requests.pop(frame.id)
             if req is None:
                 return []
+            if req.kind is Kind.ROSTER:
+                return self._roster(req.pattern, frame)
             count = frame.count if frame.count is not None else len(frame.users or [])
             return [Resolve(frame.id, PresenceSnapshot(frame.topic, count, frame.users))]
         if isinstance(frame, frames.Join | frames.Leave):
@@ -274,7 +276,7 @@ class Core:
                 out.append(Send(frames.encode(req.frame)))
         return out
 
-    def _subscribed(self, frame: frames.Subscribed) -> list[Output]:
+    def _subscribed(self, frame: frames.Subscribed, now: float) -> list[Output]:
         req = self.requests.pop(frame.id)
         entry = self.subs.get(frame.topic)
         if entry is None or req is None or req.kind is not Kind.SUBSCRIBE:
@@ -283,7 +285,19 @@ class Core:
         if entry.waiter is not None:
             out.append(Resolve(entry.waiter, None))
             entry.waiter = None
+        if entry.presence:
+            # join/leave frames only tell what changes from now on: ask who is there already.
+            rid = self.requests.new_id()
+            query = frames.PresenceQuery(topic=entry.pattern, id=rid)
+            self.requests.add(rid, Request(Kind.ROSTER, query, now + self.timing.request_timeout, True, entry.pattern))
+            out.append(Send(frames.encode(query)))
         return out
+
+    def _roster(self, pattern: str, frame: frames.PresenceAnswer) -> list[Output]:
+        entry = self.subs.get(pattern)
+        if entry is not None and frame.users is not None:
+            entry.members = set(frame.users)
+        return []
 
     def _unsubscribed(self, frame: frames.Unsubscribed) -> list[Output]:
         req = self.requests.pop(frame.id)
@@ -308,6 +322,8 @@ class Core:
                 # The session expired before a refresh went through: refresh at once.
                 self.refresh.due = now
             return [Notice(frame.code, frame.message)]
+        if req.kind is Kind.ROSTER:
+            return []  # a gateway without presence: join/leave frames will not come either
         error = ServerError(frame.code, frame.message, frame.id)
         if req.kind is not Kind.SUBSCRIBE:
             return [Reject(frame.id, error)]
@@ -342,7 +358,7 @@ class Core:
                     out.append(Send(frames.encode(frames.Unsubscribe(topic=req.pattern))))
                 else:
                     out.append(self._abort(f"no answer to {what} {req.pattern!r}"))
-            else:
+            elif req.kind is not Kind.ROSTER:
                 out.append(Reject(rid, RequestTimeoutError(f"no answer to {what} within the request timeout")))
         if self.state is ClientState.CONNECTING:
             if self._auth_deadline is not None and now >= self._auth_deadline:

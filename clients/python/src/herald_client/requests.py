@@ -14,6 +14,8 @@ class Kind(enum.Enum):
     UNSUBSCRIBE = "unsubscribe"
     PUBLISH = "publish"
     PRESENCE = "presence"
+    #: The client's own presence query after a presence subscribe, to learn who is there.
+    ROSTER = "roster"
 
 
 @dataclass

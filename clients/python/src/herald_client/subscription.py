@@ -53,7 +53,10 @@ class _Buffer(Generic[T]):
             self._readable.set()
 
     def put_nowait(self, item: T) -> None:
+        """Add without waiting; over the limit the oldest unread item is dropped."""
         if not self.ended:
+            if len(self._items) >= self.limit:
+                self._items.popleft()
             self._items.append(item)
             self._readable.set()
 
@@ -127,7 +130,8 @@ class Subscription:
 
     @property
     def members(self) -> frozenset[str]:
-        """With ``presence=True``: the users present as the join/leave events told."""
+        """With ``presence=True``: the users present on the topic. After each (re)subscribe
+        the client asks the gateway who is there, then follows the join/leave events."""
         return frozenset(self._entry.members)
 
     def on_state_change(self, listener: Callable[[SubscriptionState, SubscriptionState], None]) -> Callable[[], None]:
@@ -143,7 +147,8 @@ class Subscription:
         return message
 
     async def presence_events(self) -> AsyncIterator[PresenceEvent]:
-        """Join and leave events (with ``presence=True``), until the subscription ends."""
+        """Join and leave events (with ``presence=True``), until the subscription ends; at
+        most ``max_pending`` unread ones are kept (the oldest are dropped)."""
         while True:
             try:
                 yield await self._presence.get()
