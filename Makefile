@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.herald-installed
-PACKAGES := -e libs/common -e services/gateway -e services/api -e services/bridge -e cli -e bench
+PACKAGES := -e libs/common -e services/gateway -e services/api -e services/bridge -e cli -e bench -e clients/python
 INPUTS := constraints.txt requirements-dev.txt libs/common/pyproject.toml cli/pyproject.toml \
-	services/gateway/pyproject.toml services/api/pyproject.toml services/bridge/pyproject.toml bench/pyproject.toml
+	services/gateway/pyproject.toml services/api/pyproject.toml services/bridge/pyproject.toml bench/pyproject.toml \
+	clients/python/pyproject.toml
 
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

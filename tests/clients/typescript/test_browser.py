@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import SDK, run_script, stack_env, unavailable
+from tests.clients.typescript.node import SDK, run_script, stack_env, unavailable
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import restart_gateway, run_script, stack_env
+from tests.clients.typescript.node import restart_gateway, run_script, stack_env
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -148,12 +148,11 @@ def test_4001_static_token_closes_and_get_token_renews(node: str, stack: Stack) 
     assert (result["renewedUser"], result["renewingState"], result["calls"]) == ("ts-renewed", "connected", 2)
 
 
-def test_presence_when_the_gateway_supports_it(node: str, stack: Stack) -> None:
+def test_presence_query_and_join_leave_events(node: str, stack: Stack) -> None:
     run = run_script(node, "stack/presence.mjs", stack_env(stack, TOPIC_PREFIX=prefix()))
     assert run.returncode == 0, run.stderr
-    if any(e.get("event") == "unsupported" for e in run.events):
-        pytest.skip(f"this gateway has no presence yet: {run.last('unsupported')}")
     result = run.last("result")
+    assert result["countBefore"] == 0, result
     assert (result["count"], result["users"]) == (2, ["alice", "bob"]), result
     # a socket with presence hears its own user's join too; joins of two users may come in either order
     events = result["events"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.clients.conftest import SDK
+from tests.clients.typescript.node import SDK
 
 
 def test_unit_tests_pass(node: str) -> None:
