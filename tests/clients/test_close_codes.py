@@ -138,3 +138,16 @@ async def test_connect_gives_up_after_the_connect_timeout() -> None:
         await client.connect()
     assert client.state is ClientState.CLOSED
     assert len(client.close_codes) >= 2  # it did retry meanwhile
+
+
+async def test_connect_raises_when_the_first_auth_is_refused() -> None:
+    async def refuse(ws: ServerConnection, n: int, gateway: FakeGateway) -> None:
+        gateway.tokens.append(json.loads(await ws.recv())["token"])
+        await ws.send(json.dumps({"type": "error", "code": "unauthorized", "message": "invalid token"}))
+        await ws.close(4001, "authentication failed")
+
+    async with fake_gateway(refuse) as gateway:
+        client = fast_client(gateway.url, "bad-token")
+        with pytest.raises(AuthenticationError, match="4001"):
+            await client.connect()
+        assert client.state is ClientState.CLOSED and gateway.connections == 1
