@@ -1,13 +1,11 @@
-"""Presence against a real gateway, once the gateway answers it: the presence frames are
-in the contract, the gateway side is added separately. Until a gateway answers the
-``presence`` query, this test is skipped with that reason (the SDK's presence handling is
-covered by the core's and the I/O layer's tests)."""
+"""Presence against a real gateway: join and leave events, the members a latecomer is
+told, and the presence query."""
 
 from __future__ import annotations
 
 import pytest
 
-from herald_client import Client, PresenceEvent, PresenceKind, ServerError
+from herald_client import Client, PresenceEvent, PresenceKind
 from tests.clients.fakes import wait_until
 from tests.clients.support import start_gateway
 from tests.support.procs import free_port
@@ -25,12 +23,8 @@ async def test_join_leave_and_the_presence_query(stack: Stack) -> None:
     carol = Client(url, token=token("carol-presence", topics=["lobby.**"]))
     try:
         await alice.connect()
-        try:
-            await alice.presence("lobby.main")
-        except ServerError as exc:
-            if exc.code == "bad_request":
-                pytest.skip(f"this gateway does not answer presence yet ({exc.message})")
-            raise
+        empty = await alice.presence("lobby.main")
+        assert (empty.count, empty.users) == (0, [])
         events: list[PresenceEvent] = []
         sub = await alice.subscribe("lobby.main", presence=True, on_presence=events.append)
         await bob.connect()
