@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER_AUTH = '{"type":"auth","token":"eyJ..."}'
 
 
-def tour_blocks() -> list[tuple[str, str]]:
-    """(language, text) of every fenced block of the tour section."""
+def tour_blocks(heading: str = "## A 60-second tour") -> list[tuple[str, str]]:
+    """(language, text) of every fenced block of the README section under ``heading``."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## A 60-second tour", 1)[1].split("\n## ", 1)[0]
+    section = readme.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
     return [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w*)\n(.*?)```", section, re.DOTALL)]
 
 
@@ -143,5 +143,51 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
     finally:
         if ws is not None:
             ws.close()
+        up.terminate()
+        up.wait(30)
+
+
+@pytest.mark.integration
+def test_the_sdk_tour_works_as_written(tmp_path: Path) -> None:
+    """The SDK section: ``tail`` running, a publish, and the line the tail prints."""
+    env = _up_env(tmp_path)
+    del env["HERALD_JWT_SECRET"]
+    up, banner = _start_up(env)
+    ports = {
+        "127.0.0.1:8080": f"127.0.0.1:{env['HERALD_GATEWAY_PORT']}",
+        "127.0.0.1:8000": f"127.0.0.1:{env['HERALD_API_PORT']}",
+    }
+    blocks = tour_blocks("## The tour with the SDK")
+    assert [lang for lang, _ in blocks] == ["sh", "sh", ""], blocks
+    (tail_command,), (publish_command,) = commands(blocks[0][1]), commands(blocks[1][1])
+    for default, mine in ports.items():
+        tail_command = tail_command.replace(default, mine)
+        publish_command = publish_command.replace(default, mine)
+    tail = subprocess.Popen(
+        ["bash", "-c", f"exec {tail_command}"],
+        cwd=ROOT,
+        env=clean_env({}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "Herald is up." in banner, banner
+        assert tail.stderr is not None and tail.stdout is not None
+        notes: list[str] = []
+        deadline = time.monotonic() + 20
+        while not any(n.startswith("# subscribed news.**") for n in notes):
+            assert time.monotonic() < deadline and tail.poll() is None, notes
+            notes.append(tail.stderr.readline())
+        published = subprocess.run(
+            ["bash", "-c", publish_command], cwd=ROOT, env=clean_env({}), capture_output=True, text=True, timeout=30
+        )
+        assert published.returncode == 0, published.stderr
+        assert shown('{"eventId":"…"}', published.stdout), published.stdout
+        printed = tail.stdout.readline()
+        assert shown(blocks[2][1], printed), f"README shows {blocks[2][1]}\nthe tail printed {printed}"
+    finally:
+        tail.terminate()
+        tail.wait(10)
         up.terminate()
         up.wait(30)
