@@ -16,8 +16,8 @@ import pytest
 from tests.support.procs import Service, free_port, running_nats
 from tests.support.stack import Stack, token
 
-#: Fast heartbeats: a crashed process is left out after 1.5 s (plus the api's next look).
-FAST = {"HERALD_NODE_HEARTBEAT": "0.5", "HERALD_NODE_TIMEOUT": "1.5"}
+#: Fast heartbeats (a crashed process is left out after 1.5 s) and a short presence grace.
+FAST = {"HERALD_NODE_HEARTBEAT": "0.5", "HERALD_NODE_TIMEOUT": "1.5", "HERALD_PRESENCE_GRACE": "0.5"}
 ADMIN = token("ops-admin", "admin")
 
 T = TypeVar("T")
@@ -67,11 +67,12 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             "bridge", s.env("bridge", HERALD_BRIDGE_METRICS_PORT=str(free_port()), **FAST), s.root / "bridge1.log"
         )
         try:
-            s.start_api(**FAST)
             s.start_bridge(**FAST)
             standby.start()
             s.start_gateway(**FAST)
             s.start_gateway(**FAST)
+            # Last, so it can tell the console where the first gateway is.
+            s.start_api(HERALD_CONSOLE_GATEWAY_URL=s.gateways[0].url, **FAST)
             yield Ops(s, standby)
         except BaseException:
             print(s.logs())

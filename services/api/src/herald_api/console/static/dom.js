@@ -28,14 +28,17 @@ export function fill(el, ...children) {
   return el;
 }
 
-/** A table with a caption, column headers and rows of cells (strings or nodes). */
+/** A table with a caption, column headers and rows of cells (strings or nodes); "None." when empty. */
 export function table(caption, headers, rows, attrs = {}) {
+  const body = rows.length
+    ? rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell))))
+    : [h("tr", { class: "empty" }, h("td", { colspan: headers.length, class: "muted" }, "None."))];
   return h(
     "table",
     attrs,
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell))))),
+    h("tbody", {}, body),
   );
 }
 

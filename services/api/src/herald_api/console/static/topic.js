@@ -47,7 +47,7 @@ function tailSection(topic, client) {
 function presenceSection(topic, sub) {
   const users = new Map();
   const list = h("ul", { id: "presence", class: "plain" });
-  const count = h("span", { id: "presence-count" }, "…");
+  const count = h("span", { id: "presence-count", class: "pill" }, "…");
   const log = h("ol", { id: "presence-log", class: "plain small" });
   function draw() {
     count.textContent = String(users.size);
@@ -71,7 +71,7 @@ function presenceSection(topic, sub) {
       draw();
     })
     .catch((e) => (count.textContent = `unknown (${e.message})`));
-  return h("section", { class: "card", "aria-labelledby": "presence-title" }, h("h2", { id: "presence-title" }, "Presence (", count, ")"), list, h("h3", {}, "Joins and leaves"), log);
+  return h("section", { class: "card", "aria-labelledby": "presence-title" }, h("h2", { id: "presence-title" }, "Presence ", count), list, h("h3", {}, "Joins and leaves"), log);
 }
 
 function publishSection(topic) {
@@ -141,7 +141,7 @@ function historySection(topic) {
     }
   }
   more.addEventListener("click", load);
-  const reload = h("button", { type: "button", class: "quiet", onclick: () => ((since = 0), load()) }, "From the start");
+  const reload = h("button", { type: "button", id: "history-reload", class: "quiet", onclick: () => ((since = 0), load()) }, "From the start");
   load();
   return h("section", { class: "card", "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Stored history"), note, list, h("p", { class: "row" }, reload, more));
 }
