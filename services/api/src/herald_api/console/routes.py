@@ -41,8 +41,9 @@ JAEGER_UI_PORT: Final = 16686
 
 
 def gateway_url(settings: Settings, request_host: str) -> str:
-    """Where the browser reaches the gateway: HERALD_CONSOLE_GATEWAY_URL, else the gateway's listener
-    (the api's host name as the browser used it when the gateway listens on every address)."""
+    """Where the browser reaches the gateway: HERALD_CONSOLE_GATEWAY_URL (a path such as ``/ws``
+    means the page's own origin, behind a proxy), else the gateway's listener (the api's host
+    name as the browser used it when the gateway listens on every address)."""
     if settings.console_gateway_url:
         return settings.console_gateway_url
     host = settings.gateway_host
@@ -73,7 +74,8 @@ def _origin(url: str) -> str:
 
 
 def content_security_policy(gateway: str) -> str:
-    """No inline script or style, nothing from elsewhere, connections to the api and the gateway only."""
+    """No inline script or style, nothing from elsewhere, connections to the api and the gateway only
+    (a gateway on the page's own origin is covered by ``'self'``)."""
     connect = " ".join(filter(None, ["'self'", _origin(gateway)]))
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

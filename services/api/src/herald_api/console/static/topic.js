@@ -146,12 +146,20 @@ function historySection(topic) {
   return h("section", { class: "card", "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "Stored history"), note, list, h("p", { class: "row" }, reload, more));
 }
 
+/** The gateway's URL; a bare path (behind a proxy) is on the page's own origin. */
+function gatewayUrl() {
+  const url = new URL(meta("herald-gateway"), location.href);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  if (url.protocol === "https:") url.protocol = "wss:";
+  return url.href;
+}
+
 export function mount(root, topic, { expired }) {
   if (!topic) {
     location.hash = "#/topics";
     return () => {};
   }
-  const client = new Herald.Client(meta("herald-gateway"), { getToken: async () => session.token });
+  const client = new Herald.Client(gatewayUrl(), { getToken: async () => session.token });
   const tail = tailSection(topic, client);
   fill(
     root,
