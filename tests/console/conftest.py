@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.support.otlp import OtlpReceiver, otlp_receiver, tracing_env
 from tests.support.procs import Service, free_port, running_nats
 from tests.support.stack import Stack, token
 
@@ -27,6 +28,8 @@ T = TypeVar("T")
 class Ops:
     stack: Stack
     standby: Service
+    #: where the api exports its traces (the console links to them)
+    traces: OtlpReceiver
 
     def get(self, path: str, tok: str = ADMIN, **params: Any) -> httpx.Response:
         return httpx.get(
@@ -61,7 +64,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
-    with running_nats() as nats:
+    with otlp_receiver() as traces, running_nats() as nats:
         s = Stack(nats=nats, root=Path(tmp_path_factory.mktemp("ops")))
         standby = Service(
             "bridge", s.env("bridge", HERALD_BRIDGE_METRICS_PORT=str(free_port()), **FAST), s.root / "bridge1.log"
@@ -71,9 +74,10 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             standby.start()
             s.start_gateway(**FAST)
             s.start_gateway(**FAST)
-            # Last, so it can tell the console where the first gateway is.
-            s.start_api(HERALD_CONSOLE_GATEWAY_URL=s.gateways[0].url, **FAST)
-            yield Ops(s, standby)
+            # Last, so it can tell the console where the first gateway is; tracing on, so the
+            # console links a publish to its trace.
+            s.start_api(HERALD_CONSOLE_GATEWAY_URL=s.gateways[0].url, **tracing_env(traces), **FAST)
+            yield Ops(s, standby, traces)
         except BaseException:
             print(s.logs())
             print(standby.logs()[-3000:])

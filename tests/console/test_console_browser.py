@@ -4,6 +4,7 @@ presence, publishing and disconnecting, with a screenshot of each page in test-a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,19 @@ def test_overview_lists_the_gateways_the_api_and_both_bridges(page: Page, ops: O
     assert "connected" in (page.text_content(".card:has(h2:has-text('Health'))") or "")
     assert page.get_attribute("#nav a[data-page=overview]", "aria-current") == "page"
     shot(page, "overview")
+    # From the top of the page, Tab goes: skip link, the three pages, Sign out; Enter follows.
+    page.evaluate("document.activeElement.blur()")
+    focused = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert focused == ["Skip to content", "Overview", "Topics", "Users", "Sign out"]
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:has-text('Users')")
+    assert page.evaluate("document.activeElement.tagName") == "H1"
+    page.go_back()
+    page.wait_for_selector("#nodes")
     page.emulate_media(color_scheme="dark")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(17, 20, 24)"
@@ -137,6 +151,13 @@ def test_topic_page_tails_publishes_and_shows_presence(page: Page, ops: Ops) -> 
     page.fill("#publish-data", json.dumps({"text": "hello from the console", "n": 1}))
     page.click("#publish-send")
     page.wait_for_selector("#publish-result:has-text('Accepted as event')")
+    # Tracing is on: the answer named its trace, and the link goes to the trace viewer
+    # derived from OTEL_EXPORTER_OTLP_ENDPOINT (its host, Jaeger's port 16686).
+    link = page.get_attribute("#publish-result a:has-text('See its trace')", "href") or ""
+    match = re.fullmatch(r"http://127\.0\.0\.1:16686/trace/([0-9a-f]{32})", link)
+    assert match is not None, link
+    spans = ops.traces.wait_for(lambda got: any(s.trace_id == match.group(1) for s in got))
+    assert any(s.name == "POST /api/publish" for s in spans if s.trace_id == match.group(1))
     page.wait_for_selector("#tail li:has-text('hello from the console')")
 
     watcher = unique("watcher-")
