@@ -110,7 +110,8 @@ def test_short_lived_token_is_refreshed_without_a_disconnect(node: str, stack: S
     assert result["states"] == ["connecting", "connected"], result["states"]
     # a 4 s token over 9+ s: refreshed on the live socket at least three times
     assert result["refreshes"] >= 3, result
-    assert result["tokens"] == result["refreshes"] + 1
+    # one token per refresh plus the first (and perhaps one whose refresh was still in flight at the end)
+    assert result["refreshes"] + 1 <= result["tokens"] <= result["refreshes"] + 2, result
 
 
 def test_socket_publish_resolves_with_its_offset_and_errors_reject(node: str, stack: Stack) -> None:

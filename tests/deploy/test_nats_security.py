@@ -254,6 +254,20 @@ def test_every_service_works_with_its_own_credentials(secure_nats: SecureNats, t
                 "recovered": True,
             }
             assert [m["data"]["content"] for m in ws.messages(1)] == ["missed"]
+            # Presence over REST: the api asks the gateway over NATS, which answers (bob's
+            # subscription counts a few milliseconds after its replay).
+            deadline = time.monotonic() + 5
+            while True:
+                presence = httpx.get(
+                    f"{stack.api_url}/api/topics/messages.user.{bob}/presence",
+                    headers={"Authorization": f"Bearer {token(bob)}"},
+                    timeout=10,
+                )
+                assert presence.status_code == 200, presence.text
+                if presence.json()["count"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert presence.json()["users"] == [{"userId": bob, "connections": 1}]
 
         # The api reads the same history for REST.
         history = httpx.get(

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import nats
 import pytest
-import websocket
 
-from herald_common.presence import PRESENCE_STREAM, event_decoder
+from tests.support.presence import (
+    fresh,
+    grant,
+    member,
+    metric,
+    next_presence,
+    presence_frames,
+    query,
+    rest,
+    stored_events,
+    until,
+)
 from tests.support.procs import running_nats
-from tests.support.stack import Client, Gateway, Stack, client, token
+from tests.support.stack import Client, Stack, client, token
 
 pytestmark = pytest.mark.integration
 
@@ -58,78 +63,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             raise
         finally:
             s.stop()
-
-
-def fresh(prefix: str = "room") -> str:
-    return f"{prefix}.{uuid.uuid4().hex[:10]}"
-
-
-def grant(topic: str) -> dict[str, Any]:
-    return {"topics": [topic]}
-
-
-@contextlib.contextmanager
-def member(gw: Gateway, user: str, topic: str, presence: bool = False) -> Iterator[Client]:
-    with client(gw.url, user, **grant(topic)) as c:
-        frame = c.subscribe(topic, presence=presence)
-        assert frame == {"type": "subscribed", "topic": topic}, frame
-        yield c
-
-
-def presence_frames(c: Client, seconds: float) -> list[dict[str, Any]]:
-    """Every join/leave frame that arrives within ``seconds``."""
-    out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            frame = c.recv(left)
-        except websocket.WebSocketTimeoutException:
-            break
-        if frame["type"] in ("join", "leave"):
-            out.append(frame)
-    return out
-
-
-def next_presence(c: Client, timeout: float) -> tuple[dict[str, Any], float]:
-    """The next join/leave frame and when it came (monotonic); fails after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        frame = c.recv(max(0.01, deadline - time.monotonic()))
-        if frame["type"] in ("join", "leave"):
-            return frame, time.monotonic()
-
-
-def query(c: Client, topic: str, frame_id: Any = 1) -> dict[str, Any]:
-    c.send({"type": "presence", "topic": topic, "id": frame_id})
-    while True:
-        frame = c.recv(5)
-        if frame["type"] in ("presence", "error"):
-            return frame
-
-
-def until(check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
-def rest(stack: Stack, topic: str, sub: str, **claims: Any) -> httpx.Response:
-    return httpx.get(
-        f"{stack.api_url}/api/topics/{topic}/presence",
-        headers={"Authorization": f"Bearer {token(sub, **claims)}"},
-        timeout=10,
-    )
-
-
-def metric(gw: Gateway, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    assert match is not None, name
-    return float(match.group(1))
 
 
 def test_join_and_leave_reach_watchers_on_the_other_gateway(stack: Stack) -> None:
@@ -323,36 +256,15 @@ def test_a_stopped_gateway_s_users_leave_after_the_grace_and_are_stored(stack: S
     assert [(e.type, e.user_id) for e in events][:3] == [("join", "watcher"), ("join", "judy"), ("leave", "judy")]
 
 
-async def stored_events(stack: Stack, topic: str, count: int) -> list[Any]:
-    """The events of ``topic`` stored on HERALD_PRESENCE (waiting up to 5 s for ``count``)."""
-    nc = await nats.connect(stack.nats.url)
-    try:
-        js = nc.jetstream()
-        found: list[Any] = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            sub = await js.subscribe(f"presence.*.{topic}", ordered_consumer=True, stream=PRESENCE_STREAM)
-            found = []
-            with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
-                while True:
-                    msg = await sub.next_msg(timeout=0.5)
-                    found.append(event_decoder.decode(msg.data))
-            await sub.unsubscribe()
-            if len(found) >= count:
-                break
-            await asyncio.sleep(0.2)
-        return found
-    finally:
-        await nc.close()
-
-
 def test_a_join_flood_stays_bounded(stack: Stack) -> None:
     gw0, gw1 = stack.gateways[:2]
     topic = fresh()
     entries = [metric(gw, "herald_gateway_presence_entries") for gw in (gw0, gw1)]
     with member(gw0, "watcher", topic, presence=True) as w:
         next_presence(w, 3)
-        # One user flapping: subscribe/unsubscribe 40 times within the grace is one join, no leave.
+        # One user flapping: subscribe/unsubscribe 40 times within the grace is one join, no leave,
+        # and one or two NATS batches from its gateway, not eighty.
+        batches = metric(gw1, "herald_gateway_presence_batches_total")
         with client(gw1.url, "flap", **grant(topic)) as c:
             for _ in range(40):
                 c.send({"type": "subscribe", "topic": topic})
@@ -361,6 +273,7 @@ def test_a_join_flood_stays_bounded(stack: Stack) -> None:
             while c.recv(5).get("id") != "last":
                 pass
             assert presence_frames(w, GRACE + 1) == [{"type": "join", "topic": topic, "userId": "flap"}]
+            assert metric(gw1, "herald_gateway_presence_batches_total") - batches <= 2
             # Many users at once: the watcher gets joins up to the cap only.
             with contextlib.ExitStack() as crowd:
                 for i in range(40):
@@ -378,3 +291,36 @@ def test_a_join_flood_stays_bounded(stack: Stack) -> None:
         return all(n <= before for n, before in zip(now, entries, strict=True))
 
     assert until(settled, GRACE + 4), [metric(gw, "herald_gateway_presence_entries") for gw in (gw0, gw1)]
+
+
+def test_who_may_see_presence_is_who_may_subscribe(stack: Stack) -> None:
+    gw1 = stack.gateways[1]
+    topics = ["messages.user.kim", "messages.user.lou", "messages", "orders.eu", "orders.us"]
+    allowed = {
+        "kim": {"messages.user.kim", "orders.eu"},
+        "lou": {"messages.user.lou"},
+        "root": set(topics),
+    }
+    claims: dict[str, dict[str, Any]] = {"kim": {"topics": ["orders.eu"]}, "lou": {}, "root": {}}
+    with member(stack.gateways[0], "kim", "orders.eu"):
+        for user, may in allowed.items():
+            roles = ("admin",) if user == "root" else ()
+            with client(gw1.url, user, *roles, **claims[user]) as c:
+                for topic in topics:
+                    answer = query(c, topic, topic)
+                    if topic in may:
+                        assert answer["type"] == "presence" and answer["id"] == topic, (user, answer)
+                    else:
+                        assert (answer["type"], answer["code"], answer["id"]) == ("error", "forbidden", topic), user
+                if "orders.eu" in may:
+                    assert until(lambda c=c: query(c, "orders.eu").get("users") == ["kim"]), user
+
+
+def test_a_watcher_hears_subscribed_and_its_replay_before_its_own_join(stack: Stack) -> None:
+    gw0 = stack.gateways[0]
+    topic = fresh()
+    with client(gw0.url, "nina", **grant(topic)) as c:
+        since = {"offset": 0, "epoch": "not-this-one"}
+        c.send({"type": "subscribe", "topic": topic, "presence": True, "since": since, "id": 1})
+        assert c.recv(5) == {"type": "subscribed", "topic": topic, "id": 1, "recovered": False}
+        assert next_presence(c, 3)[0] == {"type": "join", "topic": topic, "userId": "nina"}

@@ -26,6 +26,7 @@ from typing import Literal
 
 import msgspec
 
+PREFIX = "herald.presence."
 SYNC_PREFIX = "herald.presence.sync."
 BEAT_PREFIX = "herald.presence.beat."
 SNAPSHOT_PREFIX = "herald.presence.snapshot."

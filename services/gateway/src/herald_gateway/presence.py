@@ -253,13 +253,9 @@ class PresenceSide:
         self._nc = nc
         self._js = nc.jetstream()
         subscribe = nc.subscribe
-        self._subs = [
-            await subscribe(p.SYNC_PREFIX + "*", cb=self._on_sync),
-            await subscribe(p.BEAT_PREFIX + "*", cb=self._on_beat),
-            await subscribe(p.BYE_PREFIX + "*", cb=self._on_bye),
-            await subscribe(p.HELLO_SUBJECT, cb=self._on_hello),
-            await subscribe(p.SNAPSHOT_PREFIX + self.id, cb=self._on_snapshot_request),
-        ]
+        # One subscription for all of it: nats-py runs each subscription's callbacks in a task
+        # of its own, and a heartbeat must not overtake the batch sent before it.
+        self._subs = [await subscribe(p.PREFIX + ">", cb=self._on_message)]
         await nc.flush()
         await nc.publish(p.HELLO_SUBJECT, b"")
         # The others beat at once when they hear the hello; wait for the first beats, then the snapshots.
@@ -272,6 +268,19 @@ class PresenceSide:
         self._spawn(self._beat_loop())
         self._spawn(self._expire_loop())
         self._spawn(self._store_loop())
+
+    async def _on_message(self, msg: Msg) -> None:
+        subject = msg.subject
+        if subject.startswith(p.SYNC_PREFIX):
+            await self._on_sync(msg)
+        elif subject.startswith(p.BEAT_PREFIX):
+            await self._on_beat(msg)
+        elif subject == p.SNAPSHOT_PREFIX + self.id:
+            await self._on_snapshot_request(msg)
+        elif subject.startswith(p.BYE_PREFIX):
+            await self._on_bye(msg)
+        elif subject == p.HELLO_SUBJECT:
+            await self._on_hello(msg)
 
     async def _on_sync(self, msg: Msg) -> None:
         try:

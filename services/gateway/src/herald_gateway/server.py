@@ -166,13 +166,14 @@ class Gateway:
                 self._overflow(conn)
 
     async def apply(self, conn: ClientConnection, actions: list[Action]) -> None:
+        present: list[AddInterest] = []
         for action in actions:
             if isinstance(action, Send | Close):
                 self._reply(conn, action)
             elif isinstance(action, AddInterest):
                 self.interest.add(action.pattern, conn)
                 if not is_wildcard(action.pattern):
-                    self.presence.track(conn, action.pattern, action.presence)
+                    present.append(action)
                 await self.nats.interest_changed(action.pattern)
             elif isinstance(action, RemoveInterest):
                 conn.recovering.pop(action.pattern, None)
@@ -191,6 +192,11 @@ class Gateway:
                 self._spawn(self._ask_membership(conn, action))
             else:
                 await self._publish(conn, action)
+        # Presence counts a subscription once its ``subscribed`` (and any replay) went out, so
+        # the socket's own join never comes first; one dropped meanwhile is not counted.
+        for add in present:
+            if conn in self.interest.members(add.pattern):
+                self.presence.track(conn, add.pattern, add.presence)
         self._arm_timer(conn)
 
     def _count_error(self, frame: bytes) -> None:

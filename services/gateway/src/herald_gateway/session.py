@@ -412,13 +412,17 @@ class Session:
             return [error_frame(ErrorCode.RATE_LIMITED, f"at most {limit} subscriptions per connection", frame.id)]
         decision = authorize_subscribe(self._claims, pattern)
         if isinstance(decision, NeedsMembership):
-            request_id = self._next_request
-            self._next_request += 1
-            self._pending[request_id] = _Pending(pattern, frame.id, frame.since, frame.presence)
-            return [AskMembership(request_id, decision.channel_id, self._claims.sub)]
+            return self._ask(_Pending(pattern, frame.id, frame.since, frame.presence), decision.channel_id)
         if decision is Verdict.DENY:
             return [error_frame(ErrorCode.FORBIDDEN, f"not allowed to subscribe to {pattern!r}", frame.id)]
         return self._hold(pattern, Grant.TOKEN, frame.id, frame.since, frame.presence)
+
+    def _ask(self, pending: _Pending, channel_id: str) -> list[Action]:
+        assert self._claims is not None
+        request_id = self._next_request
+        self._next_request += 1
+        self._pending[request_id] = pending
+        return [AskMembership(request_id, channel_id, self._claims.sub)]
 
     def _query(self, frame: wire.PresenceQuery) -> list[Action]:
         assert self._claims is not None
@@ -428,10 +432,7 @@ class Session:
             return [error_frame(exc.code, exc.message, frame.id)]
         decision = authorize_subscribe(self._claims, topic)
         if isinstance(decision, NeedsMembership):
-            request_id = self._next_request
-            self._next_request += 1
-            self._pending[request_id] = _Pending(topic, frame.id, None, query=True)
-            return [AskMembership(request_id, decision.channel_id, self._claims.sub)]
+            return self._ask(_Pending(topic, frame.id, None, query=True), decision.channel_id)
         if decision is Verdict.DENY:
             return [error_frame(ErrorCode.FORBIDDEN, f"not allowed to see who is on {topic!r}", frame.id)]
         return [AskPresence(topic, frame.id)]
