@@ -168,6 +168,8 @@ def test_topic_page_tails_publishes_and_shows_presence(page: Page, ops: Ops) -> 
         page.click("#history-reload")  # the history was read before the publish
         page.wait_for_selector("#history li:has-text('hello from the console')")
         shot(page, "topic")
+        page.emulate_media(color_scheme="dark")
+        shot(page, "topic-dark")
     page.wait_for_selector(f"#presence li[data-user='{watcher}']", state="detached")
     page.wait_for_selector(f"#presence-log li:has-text('left: {watcher}')")
 
