@@ -94,6 +94,7 @@ def test_overview_lists_the_gateways_the_api_and_both_bridges(page: Page, ops: O
         }"""
     )
     assert page.evaluate("sessionStorage.getItem('herald.console.token')") == ADMIN
+    assert page.evaluate("localStorage.length + document.cookie.length") == 0  # the tab only
     assert page.text_content("#n-gateways") == "2"
     assert page.text_content("#n-bridges") == "2"
     assert "connected" in (page.text_content(".card:has(h2:has-text('Health'))") or "")
