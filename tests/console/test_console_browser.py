@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -177,7 +177,6 @@ def test_topic_page_tails_publishes_and_shows_presence(page: Page, ops: Ops) -> 
 
 def test_users_page_lists_sockets_and_disconnects_them_with_4003(page: Page, ops: Ops) -> None:
     user = unique("target-")
-    sockets: list[Any] = []
     with client(ops.stack.gateways[0].url, user) as a, client(ops.stack.gateways[1].url, user) as b:
         sockets = [a, b]
         sign_in(page, ops)
@@ -192,3 +191,7 @@ def test_users_page_lists_sockets_and_disconnects_them_with_4003(page: Page, ops
         assert [close_code(s.ws) for s in sockets] == [4003, 4003]
         page.wait_for_selector("#connections caption:has-text('(0)')")
         shot(page, "users-disconnected")
+    page.click("#signout")
+    page.wait_for_selector("#signin-form")
+    assert page.evaluate("sessionStorage.length") == 0
+    assert not page.is_visible("#nav")
