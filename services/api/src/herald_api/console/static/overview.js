@@ -28,7 +28,12 @@ function nodeRow(node, self) {
     `${node.host} · pid ${node.pid}`,
     node.version,
     duration(node.uptime),
-    h("span", { class: "ok" }, `${node.nats} to ${node.natsServer}`),
+    h(
+      "span",
+      { class: "ok" },
+      `${node.nats} to ${node.natsServer}`,
+      node.natsReconnects ? ` (${node.natsReconnects} reconnect${node.natsReconnects === 1 ? "" : "s"})` : "",
+    ),
     g ? String(g.connections) : "",
     g ? String(g.subscriptions) : "",
     g ? (g.deliveriesPerSecond === null ? "…" : g.deliveriesPerSecond.toFixed(1)) : "",
