@@ -197,6 +197,14 @@ def test_up_starts_everything_and_stops_cleanly(tmp_path: Path, sig: signal.Sign
         assert frame["type"] == "message"
         assert frame["data"]["content"] == "tour"
 
+        # The console is served, pointing at this gateway, with the SDK bundle (no build step).
+        console = f"http://127.0.0.1:{env['HERALD_API_PORT']}/console"
+        assert f"console  {console}" in out
+        with urllib.request.urlopen(console, timeout=10) as resp:
+            assert f'<meta name="herald-gateway" content="{ws_url}">' in resp.read().decode()
+        with urllib.request.urlopen(console + "/static/herald.min.js", timeout=10) as resp:
+            assert b"Herald" in resp.read()
+
         proc.send_signal(sig)
         assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
         assert proc.stderr is not None

@@ -278,6 +278,25 @@ def test_every_service_works_with_its_own_credentials(secure_nats: SecureNats, t
         assert history.status_code == 200, history.text
         assert "direct" in json.dumps(history.json())
 
+        # The operator endpoints: heartbeats reach the api, the gateway answers its requests.
+        admin = {"Authorization": f"Bearer {token('ops', 'admin')}"}
+        deadline = time.monotonic() + 15
+        services: set[str] = set()
+        while services != {"api", "bridge", "gateway"} and time.monotonic() < deadline:
+            nodes = httpx.get(f"{stack.api_url}/api/nodes", headers=admin, timeout=10).json()["nodes"]
+            services = {n["service"] for n in nodes}
+            time.sleep(0.2)
+        assert services == {"api", "bridge", "gateway"}
+        with client(gw.url, bob) as ws:
+            assert ws.subscribe(f"messages.user.{bob}")["type"] == "subscribed"
+            topics = httpx.get(f"{stack.api_url}/api/topics", params={"search": bob}, headers=admin, timeout=10)
+            assert [t["topic"] for t in topics.json()["items"]] == [f"messages.user.{bob}"]
+            assert topics.json()["items"][0]["lastOffset"] is not None
+            conns = httpx.get(f"{stack.api_url}/api/users/{bob}/connections", headers=admin, timeout=10)
+            assert len(conns.json()["connections"]) == 1
+            gone = httpx.post(f"{stack.api_url}/api/users/{bob}/disconnect", headers=admin, timeout=10)
+            assert gone.json()["closed"] == 1
+
         logs = stack.logs() + (secure_nats.folder / "nats.log").read_text(errors="replace")
         assert "permissions violation" not in logs.lower(), logs
     except BaseException:

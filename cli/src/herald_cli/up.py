@@ -196,6 +196,7 @@ def up() -> int:
         "\nHerald is up.\n"
         f"  gateway  {ws_url}\n"
         f"  api      {api_url}   (OpenAPI: {api_url}/schema)\n"
+        f"  console  {api_url}/console   (sign in with the dev token below)\n"
         f"  nats     nats://{nats_host}:{nats_port}   (open on loopback, log: {nats_log})\n"
         f"\nDev token (sub=dev, roles admin+publisher, 24 h):\n{token}\n"
         "\nCtrl-C stops everything.\n",

@@ -220,6 +220,42 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     ] = 86400.0
     # End of the presence settings.
 
+    # Operators (docs/operations.md, "The console").
+    node_heartbeat: Annotated[
+        Seconds, _doc("Seconds between the heartbeats every process sends on NATS for `GET /api/nodes`.")
+    ] = 2.0
+    node_timeout: Annotated[
+        Seconds,
+        _doc(
+            "Seconds without a heartbeat after which `GET /api/nodes` leaves a process out (a crash); at least "
+            "twice HERALD_NODE_HEARTBEAT. A process that stops cleanly is left out at once."
+        ),
+    ] = 6.0
+    operator_timeout: Annotated[
+        Seconds,
+        _doc(
+            "Seconds the api waits for every gateway to answer an operator request (topics, a user's "
+            "connections, a disconnect); the answer says which gateways did not."
+        ),
+    ] = 2.0
+    console_gateway_url: Annotated[
+        str,
+        _doc(
+            "The gateway's WebSocket URL as the operator's browser reaches it, for the console's live tail "
+            "and presence (and its Content-Security-Policy); empty: ws://HERALD_GATEWAY_HOST:"
+            "HERALD_GATEWAY_PORT plus HERALD_GATEWAY_PATH."
+        ),
+    ] = ""
+    console_trace_url: Annotated[
+        str,
+        _doc(
+            "Link to a trace in the console, `{traceId}` standing for its id (e.g. "
+            "http://jaeger:16686/trace/{traceId}); empty: derived from OTEL_EXPORTER_OTLP_ENDPOINT (its host, "
+            "port 16686) while tracing is on, else no links."
+        ),
+    ] = ""
+    # End of the operator settings.
+
     api_host: Annotated[str, _doc("Address the api listens on.")] = "127.0.0.1"
     api_workers: Annotated[
         Positive,
@@ -377,6 +413,11 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             f"{PREFIX}PRESENCE_TIMEOUT ({settings.presence_timeout:g}) must be at least twice "
             f"{PREFIX}PRESENCE_HEARTBEAT ({settings.presence_heartbeat:g}): one lost heartbeat must not drop a gateway"
+        )
+    if settings.node_timeout < 2 * settings.node_heartbeat:
+        raise ConfigError(
+            f"{PREFIX}NODE_TIMEOUT ({settings.node_timeout:g}) must be at least twice "
+            f"{PREFIX}NODE_HEARTBEAT ({settings.node_heartbeat:g}): one lost heartbeat must not hide a process"
         )
     if settings.nats_creds and settings.nats_user:
         raise ConfigError(

@@ -48,6 +48,7 @@ class CloseCode(enum.IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     AUTH_FAILED = 4001  # authentication failed or timed out: get a new token first
+    OPERATOR_DISCONNECT = 4003  # disconnected by an operator: do not reconnect automatically
     POLICY_LIMIT = 4008  # rate or connection limit: back off before reconnecting
     SLOW_CONSUMER = 4009  # fell too far behind: reconnect and recover
 

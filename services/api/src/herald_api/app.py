@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
@@ -15,12 +16,15 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from herald_api.auth import VerifiedTokens, provide_claims, require_token
+from herald_api.console.routes import console_router
 from herald_api.direct import DirectPublisher
 from herald_api.docsui import SelfHostedSwagger
 from herald_api.domain.channels.controllers import ChannelController
 from herald_api.domain.channels.services import ChannelService
 from herald_api.domain.messages.controllers import MessageController
 from herald_api.domain.messages.services import MessageService
+from herald_api.domain.operators.controllers import OperatorController
+from herald_api.domain.operators.services import OperatorService
 from herald_api.domain.publish.controllers import PublishController
 from herald_api.domain.publish.services import PublishService
 from herald_api.domain.system.controllers import SystemController
@@ -30,15 +34,18 @@ from herald_api.errors import EXCEPTION_HANDLERS
 from herald_api.membership import MembershipResponder
 from herald_api.metrics import ApiMetrics, metrics_middleware
 from herald_api.natslink import NatsLink
+from herald_api.nodetable import NodeTable, NodeWatcher
 from herald_api.ratelimit import RateLimiter, write_rate_limit
 from herald_api.relay import OutboxRelay
 from herald_api.request import HeraldRequest
+from herald_api.secheaders import add_security_headers
 from herald_api.storage.engine import create_engine
 from herald_api.storage.groupcommit import GroupCommit
 from herald_api.storage.sql import SqlStorage
 from herald_api.topichistory import TopicHistory
 from herald_api.topicpresence import TopicPresenceReader
 from herald_api.tracing import tracing_middleware
+from herald_common.beacon import Beacon
 from herald_common.config import Settings
 from herald_common.tokens import TokenVerifier
 
@@ -80,6 +87,18 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
     responder = MembershipResponder(storage)
     link.add_connected_hook(responder.subscribe)
     link.add_reconnected_hook(relay.wake)
+    table = NodeTable(settings.node_timeout)
+    link.add_connected_hook(NodeWatcher(table).subscribe)
+
+    async def storage_answers() -> dict[str, Any]:
+        try:
+            await storage.ping()
+        except Exception:
+            return {"storage": False}
+        return {"storage": True}
+
+    beacon = Beacon("api", settings.node_heartbeat, storage_answers)
+    link.add_connected_hook(beacon.attach)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -93,6 +112,7 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
         try:
             yield
         finally:
+            await beacon.close()
             await direct.close()
             await relay.close()
             await writes.close()
@@ -101,7 +121,7 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
 
     api = Router(
         path="/api",
-        route_handlers=[MessageController, ChannelController, PublishController, TopicController],
+        route_handlers=[MessageController, ChannelController, PublishController, TopicController, OperatorController],
         # Authentication first: a request without a valid token is 401, not 429.
         guards=[require_token, write_rate_limit],
         dependencies={"claims": Provide(provide_claims)},
@@ -126,10 +146,11 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
             "topic_service": TopicService(
                 storage, TopicHistory(link), settings.page_limit_max, TopicPresenceReader(link)
             ),
+            "operator_service": OperatorService(table, link, settings.operator_timeout, lambda: beacon.id),
         }
     )
     return Litestar(
-        route_handlers=[SystemController, api],
+        route_handlers=[SystemController, api, console_router],
         lifespan=[lifespan],
         state=state,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -137,6 +158,7 @@ def create_app(settings: Settings, *, fast_paths: bool = True) -> Litestar:
         middleware=[tracing_middleware, metrics_middleware],
         request_max_body_size=settings.max_body_bytes,
         request_class=HeraldRequest,
+        before_send=[add_security_headers],
         cors_config=cors_config(settings),
         # Herald's JSON logging (set up by run_service) stays in charge of the root logger.
         logging_config=None,

@@ -34,6 +34,7 @@ from herald_api.domain.publish.services import PublishService
 from herald_api.errors import ErrorBody
 from herald_api.metrics import record_request
 from herald_api.ratelimit import check_write_rate
+from herald_api.secheaders import SECURITY_HEADERS
 from herald_common import telemetry
 from herald_common.config import Settings
 from herald_common.errors import ErrorCode, HeraldError
@@ -48,7 +49,7 @@ _encoder = msgspec.json.Encoder()
 _publish_decoder = msgspec.json.Decoder(PublishRequest)
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
 _message_decoder = msgspec.json.Decoder(CreateMessage)
-_JSON_HEADERS = [(b"content-type", b"application/json")]
+_JSON_HEADERS = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:

@@ -21,6 +21,8 @@ def _response(limit: int) -> bytes:
     return (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
         b"content-type: application/json\r\n"
+        b"x-content-type-options: nosniff\r\n"
+        b"referrer-policy: no-referrer\r\n"
         b"content-length: %d\r\n"
         b"connection: close\r\n\r\n" % len(body)
     ) + body

@@ -9,8 +9,8 @@ raw path. With tracing off the middleware checks one flag and passes the request
 from __future__ import annotations
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
-from opentelemetry.trace import SpanKind, StatusCode
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from herald_api.asgi import ResponseStatus, route_of
 from herald_api.errors import status_of
@@ -28,13 +28,29 @@ def _trace_headers(scope: Scope) -> dict[str, str]:
     return found
 
 
+def trace_response(span: Span) -> bytes:
+    """The ``traceresponse`` header value (W3C Trace Context level 2) naming ``span``."""
+    ctx = span.get_span_context()
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}".encode()
+
+
 def tracing_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if not telemetry.tracing_enabled or scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         method = str(scope.get("method", "-"))
-        respond = ResponseStatus(send)
+        span_of_request: list[Span] = []
+
+        async def send_trace(message: Message) -> None:
+            # The response names its trace, so a caller (the console) can link to it.
+            if message["type"] == "http.response.start" and span_of_request:
+                headers = list(message.get("headers", []))
+                headers.append((b"traceresponse", trace_response(span_of_request[0])))
+                message["headers"] = headers
+            await send(message)
+
+        respond = ResponseStatus(send_trace)
 
         with _tracer.start_as_current_span(
             method,
@@ -44,6 +60,7 @@ def tracing_middleware(app: ASGIApp) -> ASGIApp:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            span_of_request.append(span)
             try:
                 await app(scope, receive, respond)
             except BaseException as exc:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -42,6 +43,7 @@ from herald_bridge.lease import Lease, LostLeaseError, lease_bucket
 from herald_bridge.mapping import message_id, publication_for, topics_for
 from herald_bridge.metrics import Metrics
 from herald_common import telemetry
+from herald_common.beacon import Beacon
 from herald_common.config import Settings
 from herald_common.events import EVENT_PREFIX, Event, decode_event
 from herald_common.health import HealthServer
@@ -254,13 +256,25 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         if nc is None:
             return
         lag = LagWatcher(nc.jetstream(), metrics)
-        await _bridge(nc, settings, stop, metrics, lag)
+
+        async def role() -> dict[str, Any]:
+            return {"role": _role(metrics)}
+
+        beacon = Beacon("bridge", settings.node_heartbeat, role)
+        await beacon.attach(nc)
+        await _bridge(nc, settings, stop, metrics, lag, beacon)
     finally:
         if health is not None:
             await health.close()
 
 
-async def _bridge(nc: Client, settings: Settings, stop: asyncio.Event, metrics: Metrics, lag: LagWatcher) -> None:
+def _role(metrics: Metrics) -> str:
+    return "active" if metrics.registry.get_sample_value("herald_bridge_active") else "standby"
+
+
+async def _bridge(
+    nc: Client, settings: Settings, stop: asyncio.Event, metrics: Metrics, lag: LagWatcher, beacon: Beacon
+) -> None:
     js = nc.jetstream()
     lease: Lease | None = None
     watcher = asyncio.create_task(lag.run(stop))
@@ -290,6 +304,7 @@ async def _bridge(nc: Client, settings: Settings, stop: asyncio.Event, metrics: 
         if lease is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await lease.release()
+        await beacon.close()
         try:
             await asyncio.wait_for(nc.drain(), settings.shutdown_grace)
         except (nats.errors.Error, TimeoutError):

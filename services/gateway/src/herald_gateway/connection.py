@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,6 +57,8 @@ def raw_fd(transport: object) -> int:
 
 
 _CONTROL = (Opcode.PING, Opcode.PONG)
+#: numbers the sockets of this process, for operators' listings
+_serials = itertools.count(1)
 
 #: Seconds a replay or gap fill waits for a socket that takes no bytes at all before the
 #: client counts as stalled (4009). A client that keeps reading is never cut for being slow.
@@ -101,8 +105,10 @@ class ClientConnection:
         "close_code",
         "closing",
         "max_pending_bytes",
+        "opened",
         "overflowed",
         "recovering",
+        "serial",
         "session",
         "timer",
         "transport",
@@ -114,6 +120,9 @@ class ClientConnection:
         self.session = session
         #: the address the per-IP limits count (set by the shell), for log lines
         self.client_ip = ""
+        #: Unix seconds when the socket was accepted, and its number in this process (for operators)
+        self.opened = time.time()
+        self.serial = next(_serials)
         self.max_pending_bytes = max_pending_bytes
         self.transport: Transport = ws.transport
         self._protocol: Any = ws.protocol

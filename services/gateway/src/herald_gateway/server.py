@@ -22,7 +22,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from herald_common import wire
+from herald_common import nodes, wire
+from herald_common.beacon import Beacon
 from herald_common.config import Settings
 from herald_common.errors import CloseCode, ErrorCode, HeraldError
 from herald_common.tokens import TokenVerifier
@@ -49,6 +50,7 @@ from herald_gateway.limits import Counter, KeyedBuckets
 from herald_gateway.metrics import Metrics
 from herald_gateway.natsside import NatsSide
 from herald_gateway.observe import ERROR_PREFIX, error_code
+from herald_gateway.operator import OperatorAnswers, OperatorSide
 from herald_gateway.presence import PresenceSide
 from herald_gateway.recovery import Recovery, RecoveryState
 from herald_gateway.session import Limits, Session
@@ -95,6 +97,10 @@ class Gateway:
         self.delivery = Delivery(self.interest, self.metrics, self._overflow)
         self.nats = NatsSide(settings, self.delivery, self.metrics, on_revoked=self._revoke)
         self.presence = PresenceSide(settings, self.metrics, self._overflow)
+        # One id per process for operators, the same as its presence id.
+        answers = OperatorAnswers(self.presence.id, self.connections, self.interest)
+        self.operator = OperatorSide(answers, self._operator_disconnect)
+        self.beacon = Beacon("gateway", settings.node_heartbeat, self._beat_extras, node_id=self.presence.id)
 
     @property
     def ready(self) -> bool:
@@ -110,6 +116,19 @@ class Gateway:
     async def _slow_consumer(self, conn: ClientConnection) -> None:
         conn.drop_pending()
         await self.apply(conn, conn.session.on_slow_consumer())
+
+    async def _beat_extras(self) -> dict[str, Any]:
+        deliveries = self.metrics.registry.get_sample_value("herald_gateway_deliveries_total") or 0.0
+        figures = nodes.GatewayFigures(
+            connections=len(self.connections),
+            subscriptions=self.interest.total,
+            nats_subscriptions=self.nats.subscriptions,
+            deliveries=int(deliveries),
+        )
+        return {"gateway": figures}
+
+    async def _operator_disconnect(self, conn: ClientConnection) -> None:
+        await self.apply(conn, conn.session.on_operator_disconnect())
 
     async def _revoke(self, channel: str, user: str | None) -> None:
         for conn in list(self.interest.members(f"messages.channel.{channel}")):
@@ -322,6 +341,7 @@ class Gateway:
             observe.log_close(conn, code, opened)
 
     async def close(self) -> None:
+        await self.beacon.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -42,6 +42,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     try:
         await gateway.nats.attach(nc)
         await gateway.presence.attach(nc)
+        await gateway.operator.attach(nc)
+        await gateway.beacon.attach(nc)
         tune_gc()
         server = await serve(
             gateway.handler,

@@ -311,6 +311,12 @@ class Session:
             return []
         return self._close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
+    def on_operator_disconnect(self) -> list[Action]:
+        """An operator disconnected this user (``POST /api/users/{userId}/disconnect``): close with 4003."""
+        if self._state is AuthState.CLOSED:
+            return []
+        return self._close(CloseCode.OPERATOR_DISCONNECT, "disconnected by an operator")
+
     def on_disconnect(self) -> list[Action]:
         """The socket is gone; release everything (no frames are sent)."""
         if self._state is AuthState.CLOSED:
