@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from herald_client import Client, ServerError, SubscriptionState
+from herald_client import Client, ClientState, DisconnectedByOperatorError, ServerError, SubscriptionState
 from tests.clients.support import start_gateway
 from tests.support.procs import free_port
 from tests.support.stack import Stack, token
@@ -49,4 +49,40 @@ async def test_publish_subscribe_events_and_refusals(stack: Stack) -> None:
         raise
     finally:
         await alice.close()
+        gateway.stop()
+
+
+async def test_an_operator_disconnect_closes_with_4003_and_the_client_stays_down(stack: Stack) -> None:
+    port, metrics = free_port(), free_port()
+    gateway = start_gateway(stack, port, metrics)
+    calls = 0
+
+    async def fresh_token() -> str:
+        nonlocal calls
+        calls += 1
+        return token("mallory-sdk")
+
+    mallory = Client(f"ws://127.0.0.1:{port}/ws", token=fresh_token, reconnect_min=0.05, reconnect_max=0.2)
+    try:
+        await mallory.connect()
+        await mallory.subscribe("messages.user.mallory-sdk")
+        # The api learns of the gateway from its heartbeats; until then it closes nothing.
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            resp = stack.post("/api/users/mallory-sdk/disconnect", {}, token("ops-sdk", "admin"))
+            assert resp.status_code == 200, resp.text
+            if resp.json().get("closed"):
+                break
+            assert asyncio.get_running_loop().time() < deadline, resp.text
+            await asyncio.sleep(0.5)
+        await asyncio.wait_for(mallory.wait_closed(), 5)
+        await asyncio.sleep(0.6)  # several backoff windows: no new attempt
+        assert mallory.state is ClientState.CLOSED
+        assert isinstance(mallory.error, DisconnectedByOperatorError)
+        assert mallory.close_codes == [4003] and calls == 1
+    except BaseException:
+        print(gateway.logs()[-3000:])
+        raise
+    finally:
+        await mallory.close()
         gateway.stop()

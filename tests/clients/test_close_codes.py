@@ -1,7 +1,7 @@
 """The I/O layer against a scripted WebSocket server: what each close code makes the client do.
 
-The real gateway cannot send 4003 yet (the operator endpoint comes later), and cannot be
-told to go silent; a tiny server in the test plays those parts.
+A tiny server in the test plays every close code on cue, and a gateway that goes silent;
+a real operator disconnect (4003) is in ``test_against_the_gateway.py``.
 """
 
 from __future__ import annotations
