@@ -203,9 +203,11 @@ def test_above_the_cap_only_the_count_is_given(stack: Stack) -> None:
         for i in range(1, CAP + 2):
             held.enter_context(member(gw1 if i % 2 else gw0, f"u{i}", topic))
         frames = presence_frames(w, 1.5)
-        # Joins up to the cap (u0's own first), none beyond.
+        # Joins up to the cap, u0's own among them, none beyond. Joins of users taken by one
+        # gateway in the same flush have no order between them (u0's and u2's, both on gw0).
         assert len(frames) == CAP and all(f["type"] == "join" for f in frames), frames
-        assert frames[0]["userId"] == "u0"
+        joined = [f["userId"] for f in frames]
+        assert len(set(joined)) == CAP and "u0" in joined, joined
         answer = query(w, topic)
         assert answer == {"type": "presence", "topic": topic, "count": CAP + 2, "id": 1}
         assert rest(stack, topic, "u0", **grant(topic)).json() == {"topic": topic, "count": CAP + 2}
