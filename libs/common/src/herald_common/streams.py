@@ -36,49 +36,40 @@ def epoch_of(info: StreamInfo) -> str:
     return str(int(info.created.timestamp() * 1_000_000))
 
 
-def events_stream_config(settings: Settings) -> StreamConfig:
+def _stream_config(settings: Settings, name: str, prefix: str, **limits: object) -> StreamConfig:
+    """What every Herald stream shares (file storage, the configured replicas, the duplicate
+    window, atomic batches, the oldest messages discarded first) plus its own ``limits``."""
     return StreamConfig(
-        name=EVENTS_STREAM,
-        subjects=[EVENT_PREFIX + ">"],
+        name=name,
+        subjects=[prefix + ">"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=settings.nats_replicas,
-        max_age=settings.events_max_age,
         duplicate_window=settings.dedup_window,
         discard=DiscardPolicy.OLD,
         allow_atomic=True,
+        **limits,  # type: ignore[arg-type]  # StreamConfig's own keyword arguments
     )
 
 
+def events_stream_config(settings: Settings) -> StreamConfig:
+    return _stream_config(settings, EVENTS_STREAM, EVENT_PREFIX, max_age=settings.events_max_age)
+
+
 def topics_stream_config(settings: Settings) -> StreamConfig:
-    return StreamConfig(
-        name=TOPICS_STREAM,
-        subjects=[TOPIC_PREFIX + ">"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        num_replicas=settings.nats_replicas,
+    return _stream_config(
+        settings,
+        TOPICS_STREAM,
+        TOPIC_PREFIX,
         max_msgs_per_subject=settings.history_size,
         max_age=settings.history_ttl,
-        duplicate_window=settings.dedup_window,
-        discard=DiscardPolicy.OLD,
-        allow_atomic=True,
         republish=RePublish(src=TOPIC_PREFIX + ">", dest=LIVE_PREFIX + ">"),
     )
 
 
 def presence_stream_config(settings: Settings) -> StreamConfig:
     """Joins and leaves for backends: ``presence.join.<topic>``, ``presence.leave.<topic>``."""
-    return StreamConfig(
-        name=PRESENCE_STREAM,
-        subjects=[PRESENCE_PREFIX + ">"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        num_replicas=settings.nats_replicas,
-        max_age=settings.presence_events_max_age,
-        duplicate_window=settings.dedup_window,
-        discard=DiscardPolicy.OLD,
-        allow_atomic=True,
-    )
+    return _stream_config(settings, PRESENCE_STREAM, PRESENCE_PREFIX, max_age=settings.presence_events_max_age)
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
