@@ -14,7 +14,7 @@ import httpx
 import websocket
 
 from herald_common.tokens import issue_token
-from tests.support.procs import Service, free_port, wait_for_port, wait_http_ok
+from tests.support.procs import Service, free_port, running_nats, wait_for_port, wait_http_ok
 
 SECRET = "integration-secret-0123456789abcdef"
 
@@ -135,6 +135,25 @@ class Stack:
         return httpx.post(
             self.api_url + path, json=body, headers={"Authorization": f"Bearer {token}", **headers}, timeout=10
         )
+
+
+@contextmanager
+def running_stack(root: Path, *, gateways: int = 0, api_env: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """A real nats-server with an api (with ``api_env``), a bridge and ``gateways`` gateways;
+    every process's logs are printed when the block fails, and everything is stopped at its end."""
+    with running_nats() as nats:
+        s = Stack(nats=nats, root=root)
+        try:
+            s.start_api(**(api_env or {}))
+            s.start_bridge()
+            for _ in range(gateways):
+                s.start_gateway()
+            yield s
+        except BaseException:
+            print(s.logs())
+            raise
+        finally:
+            s.stop()
 
 
 def token(sub: str, *roles: str, **claims: Any) -> str:

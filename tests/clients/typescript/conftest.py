@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.clients.typescript.node import SDK, unavailable
-from tests.support.procs import running_nats
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -30,15 +29,5 @@ def node() -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """nats-server, api, bridge and one gateway, shared by a test module; each test leaves the gateway up."""
-    with running_nats() as nats:
-        s = Stack(nats=nats, root=Path(tmp_path_factory.mktemp("ts-stack")))
-        try:
-            s.start_api()
-            s.start_bridge()
-            s.start_gateway()
-            yield s
-        except BaseException:
-            print(s.logs())
-            raise
-        finally:
-            s.stop()
+    with running_stack(Path(tmp_path_factory.mktemp("ts-stack")), gateways=1) as s:
+        yield s
