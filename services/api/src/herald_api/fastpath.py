@@ -11,6 +11,10 @@ msgspec schemas, the same service methods, the same error bodies, the same metri
 access lines (:func:`herald_api.metrics.record_request`). Every other request goes to
 litestar. Litestar's handlers of these routes stay the documented reference (OpenAPI) and
 the tests run against both.
+
+:class:`ProducerRoutes` is that work; it has two front ends: :func:`producer_routes`, an
+ASGI application, and, under uvicorn, :mod:`herald_api.leancycle`, which answers these
+routes inside the HTTP protocol without the ASGI exchange.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from herald_api.domain.messages.services import MessageService
 from herald_api.domain.publish.schemas import BatchAccepted, BatchRequest, PublishAccepted, PublishRequest
 from herald_api.domain.publish.services import PublishService
 from herald_api.errors import ErrorBody
-from herald_api.metrics import record_request
+from herald_api.metrics import access_log, record_request
 from herald_api.ratelimit import check_write_rate
 from herald_api.secheaders import SECURITY_HEADERS
 from herald_common import telemetry
@@ -49,7 +53,8 @@ _encoder = msgspec.json.Encoder()
 _publish_decoder = msgspec.json.Decoder(PublishRequest)
 _batch_decoder = msgspec.json.Decoder(BatchRequest)
 _message_decoder = msgspec.json.Decoder(CreateMessage)
-_JSON_HEADERS = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
+#: The headers of every answer here but its length.
+JSON_HEADERS = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
@@ -88,6 +93,64 @@ ROUTES: dict[tuple[str, str], tuple[Handler, int]] = {
 }
 
 
+BodyReader = Callable[[], Awaitable[bytes]]
+
+
+class ProducerRoutes:
+    """The routes of :data:`ROUTES` on one app, answered without litestar.
+
+    Two front ends use it: :func:`producer_routes` (an ASGI application) and, when the api
+    runs under uvicorn, :class:`herald_api.leancycle.ProducerCycle`, which answers these
+    routes inside the HTTP protocol itself. Litestar serves them instead when the app was
+    built with ``fast_paths=False``, while tracing is on (its request spans) and when CORS
+    is configured (its CORS headers).
+    """
+
+    def __init__(self, app: Litestar) -> None:
+        self.state = app.state
+        self.settings: Settings = self.state.settings
+        self.enabled = bool(self.state.fast_paths) and not self.settings.cors_origins
+
+    def route(self, method: str, path: str) -> tuple[Handler, int] | None:
+        """The handler and success status for a request, or None when litestar answers it."""
+        if not self.enabled or telemetry.tracing_enabled:
+            return None
+        return ROUTES.get((method, path))
+
+    def logs_access(self) -> bool:
+        """Whether each request's access line is written (HERALD_ACCESS_LOG and the log level)."""
+        return self.settings.access_log and access_log.isEnabledFor(logging.INFO)
+
+    async def answer(self, route: tuple[Handler, int], scope: Scope, read_body: BodyReader) -> tuple[int, bytes]:
+        """The status and JSON body of the answer; errors become their error bodies."""
+        handler, status = route
+        state = self.state
+        try:
+            token = parse_bearer(_header(scope, b"authorization"))
+            claims = await verified_claims(state.verified_tokens, state.verifier, token)
+            # Where litestar's guard keeps them, for the access line.
+            scope.setdefault("state", {})[CLAIMS_KEY] = claims
+            check_write_rate(state, token, claims)
+            body = await read_body()
+            return status, _encoder.encode(await handler(state, claims, body))
+        except HeraldError as exc:
+            return exc.code.http_status, _encoder.encode(ErrorBody(code=exc.code.value, message=exc.message))
+        except Exception:
+            log.exception("unhandled error")
+            return 500, _encoder.encode(ErrorBody(code=ErrorCode.INTERNAL.value, message="internal error"))
+
+    def record(self, scope: Scope, method: str, path: str, status: int, started: float) -> None:
+        """Count and time the request (and write its access line), as litestar's routes are."""
+        record_request(self.state, scope, method, path, status, started)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -104,62 +167,34 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 def producer_routes(app: Litestar) -> ASGIApp:
-    """The api's ASGI application: :data:`ROUTES` answered here, everything else by ``app``.
-
-    Litestar serves these routes too (its handlers document them in the OpenAPI) and does
-    so when the app was built with ``fast_paths=False``, while tracing is on (its request
-    spans) and when CORS is configured (its CORS headers).
-    """
-    state = app.state
-    settings: Settings = state.settings
-    enabled = bool(state.fast_paths) and not settings.cors_origins
+    """The api's ASGI application: :data:`ROUTES` answered here, everything else by ``app``."""
+    routes = ProducerRoutes(app)
+    limit = routes.settings.max_body_bytes
 
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
         route = None
         method = ""
-        if enabled and scope["type"] == ScopeType.HTTP and not telemetry.tracing_enabled:
+        if scope["type"] == ScopeType.HTTP:
             method = scope["method"]
-            route = ROUTES.get((method, scope["path"]))
+            route = routes.route(method, scope["path"])
         if route is None:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
-        handler, status = route
-        try:
-            payload = await _answer(handler, state, scope, receive)
-        except HeraldError as exc:
-            status = exc.code.http_status
-            payload = _encoder.encode(ErrorBody(code=exc.code.value, message=exc.message))
-        except Exception:
-            log.exception("unhandled error")
-            status = 500
-            payload = _encoder.encode(ErrorBody(code=ErrorCode.INTERNAL.value, message="internal error"))
+
+        async def read_body() -> bytes:
+            return await _read_body(receive, limit)
+
+        status, payload = await routes.answer(route, scope, read_body)
         start: HTTPResponseStartEvent = {
             "type": "http.response.start",
             "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+            "headers": [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
         }
         await send(start)
         end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
         await send(end)
-        record_request(state, scope, method, scope["path"], status, started)
+        routes.record(scope, method, scope["path"], status, started)
 
     return asgi
-
-
-async def _answer(handler: Handler, state: State, scope: Scope, receive: Receive) -> bytes:
-    token = parse_bearer(_header(scope, b"authorization"))
-    claims = await verified_claims(state.verified_tokens, state.verifier, token)
-    # Where litestar's guard keeps them, for the access line.
-    scope.setdefault("state", {})[CLAIMS_KEY] = claims
-    check_write_rate(state, token, claims)
-    body = await _read_body(receive, state.settings.max_body_bytes)
-    return _encoder.encode(await handler(state, claims, body))

@@ -4,13 +4,20 @@ httptools sets no limit of its own: it keeps collecting a header for as long as 
 arrive, so one client could make the api hold megabytes per connection before any Herald
 code runs. This protocol counts the request line and headers of each request and answers
 431 (``{"code": "too_large", ...}``) and closes the connection once they exceed the limit.
+
+It also hands requests to the producer routes to a :class:`~herald_api.leancycle.ProducerCycle`
+instead of uvicorn's ASGI cycle, when it is given the app's
+:class:`~herald_api.fastpath.ProducerRoutes`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from herald_api.fastpath import ProducerRoutes
+from herald_api.leancycle import ProducerCycle
 
 #: Bytes a header line costs beyond its name and value: ``": "`` and ``"\r\n"``.
 _LINE_OVERHEAD = 4
@@ -36,6 +43,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     """
 
     max_head_bytes = 16384
+    #: The producer routes answered by a :class:`ProducerCycle`; None: every request goes to the app.
+    producer_routes: ProducerRoutes | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,10 +87,62 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._in_head = False
         if self._refused or self._over(self._head_bytes):
             return
-        super().on_headers_complete()
+        cycle = self._producer_cycle()
+        if cycle is None:
+            super().on_headers_complete()
+            return
+        # What uvicorn does with its own cycle: start it, or queue it behind the answer in progress.
+        existing = self.cycle
+        self.cycle = cast(Any, cycle)
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(cast(Any, cycle), self.app)
+        else:
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cast(Any, cycle), self.app))
+
+    def _producer_cycle(self) -> ProducerCycle | None:
+        """A cycle for this request if a producer route answers it, else None (the app does)."""
+        routes = self.producer_routes
+        if routes is None or self.limit_concurrency is not None or self.parser.should_upgrade():
+            return None
+        if self.parser.get_method() != b"POST":
+            return None
+        url: bytes = self.url
+        if b"?" in url or b"%" in url:
+            return None  # uvicorn's cycle splits and decodes it
+        path = url.decode("latin-1")
+        route = routes.route("POST", path)
+        if route is None:
+            return None
+        if routes.logs_access() and any(name == b"x-forwarded-for" for name, _ in self.headers):
+            return None  # the access line's client comes from uvicorn's proxy-header handling
+        http_version = self.parser.get_http_version()
+        scope: Any = self.scope
+        scope["method"] = "POST"
+        scope["path"] = path
+        scope["raw_path"] = url
+        scope["query_string"] = b""
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        return ProducerCycle(
+            routes,
+            route,
+            scope,
+            self.transport,
+            self.flow,
+            self.server_state,
+            keep_alive=http_version != "1.0" and self.parser.should_keep_alive(),
+            expect_100_continue=self.expect_100_continue,
+            on_response=self.on_response_complete,
+        )
 
     def on_body(self, body: bytes) -> None:
-        if not self._refused:
+        if self._refused:
+            return
+        cycle: Any = self.cycle
+        if isinstance(cycle, ProducerCycle):
+            cycle.add_body(body)
+        else:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -89,6 +150,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
 
-def bounded_head_protocol(max_head_bytes: int) -> type[BoundedHeadProtocol]:
-    """The protocol class for uvicorn's ``http=`` with the given limit."""
-    return type("BoundedHeadProtocol", (BoundedHeadProtocol,), {"max_head_bytes": max_head_bytes})
+def bounded_head_protocol(
+    max_head_bytes: int, producer_routes: ProducerRoutes | None = None
+) -> type[BoundedHeadProtocol]:
+    """The protocol class for uvicorn's ``http=`` with the given limit (and producer routes)."""
+    attrs = {"max_head_bytes": max_head_bytes, "producer_routes": producer_routes}
+    return type("BoundedHeadProtocol", (BoundedHeadProtocol,), attrs)

@@ -11,7 +11,7 @@ from collections.abc import Generator
 import uvicorn
 
 from herald_api.app import create_app
-from herald_api.fastpath import producer_routes
+from herald_api.fastpath import ProducerRoutes, producer_routes
 from herald_api.httphead import bounded_head_protocol
 from herald_common.config import Settings
 from herald_common.runtime import tune_gc
@@ -41,11 +41,12 @@ def _shared_socket(host: str, port: int) -> socket.socket:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down gracefully and return."""
+    app = create_app(settings)
     config = uvicorn.Config(
-        producer_routes(create_app(settings)),
+        producer_routes(app),
         host=settings.api_host,
         port=settings.api_port,
-        http=bounded_head_protocol(settings.api_max_header_bytes),
+        http=bounded_head_protocol(settings.api_max_header_bytes, ProducerRoutes(app)),
         loop="none",
         lifespan="on",
         log_config=None,
