@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from functools import partial
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from herald_common.config import Settings
 from herald_common.history import Stored, TooManyError
+from herald_common.natsclient import Inline
 from herald_common.streams import epoch_of
 from herald_common.topics import live_subject, pattern_subject, subject_topic, topic_subject
 from herald_gateway.gapfill import Feed, Verdict
@@ -38,6 +39,13 @@ NATS_FLUSH_TIMEOUT = 2
 #: Bytes a ``message`` frame adds around a stored body (header, topic, offset, epoch), for
 #: sizing gap-fill rounds; an estimate is enough.
 FRAME_OVERHEAD = 256
+#: Bytes of live messages a pattern may hold back while it waits (its lock, a gap fill, a
+#: catch-up), as nats-py bounds a subscription's queue; past it new ones are dropped, and
+#: the next one on their subject finds them missing and has them fetched from the stream.
+BACKLOG_BYTES = 128 * 1024 * 1024
+
+#: A live message held back: subject, headers, payload.
+_Live = tuple[str, "dict[str, str] | None", bytes]
 
 
 class Feeds:
@@ -60,6 +68,10 @@ class Feeds:
         #: its deliveries (live, gap fills and catch-ups) so they stay in order.
         self._feeds: dict[str, Feed] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: pattern -> its live messages that wait, in order, while a task works them off.
+        self._backlogs: dict[str, deque[_Live]] = {}
+        self._backlog_bytes: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         #: The NATS reconnect count every feed has caught up with (``/readyz`` waits for it).
         self._caught_up = 0
         self._lock = asyncio.Lock()
@@ -85,7 +97,7 @@ class Feeds:
                 if wanted and sub is None:
                     feed, lock = self._new_feed(pattern)
                     async with lock:  # live messages wait until the feed knows where it starts
-                        cb = partial(self._on_live, pattern)
+                        cb = Inline(partial(self._on_live, pattern))
                         self._subs[pattern] = await self._nc.subscribe(live_subject(pattern), cb=cb)
                         # The server has the interest once the flush returns, so the client's
                         # ``subscribed`` (sent after this) means nothing later is missed.
@@ -123,12 +135,71 @@ class Feeds:
             log.warning("could not read the stream end for a new pattern: %s", type(exc).__name__)
         feed.restart(floor, epoch)
 
-    async def _on_live(self, pattern: str, msg: Msg) -> None:
-        """One live message: fill what its subject missed, drop it if already delivered, fan it out.
+    def _on_live(self, pattern: str, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        """One live message, handed over by the read loop (:class:`~herald_common.natsclient.Inline`).
 
-        nats-py awaits this callback before the subscription's next message, so waiting
-        here (for the lock or a fetch) parks later messages of the pattern in order.
+        The usual case (nothing waits, next on its subject or a duplicate) is handled here and
+        now. Otherwise, when the pattern's lock is held, a catch-up is due or the message
+        reveals a gap, it and every later message of the pattern wait in the pattern's
+        backlog, which a task works off in order (:meth:`_deliver_live`).
         """
+        backlog = self._backlogs.get(pattern)
+        if backlog is not None:
+            self._hold(pattern, backlog, (subject, headers, data))
+            return
+        feed = self._feeds.get(pattern)
+        lock = self._locks.get(pattern)
+        if feed is None or lock is None:
+            return
+        if not lock.locked() and feed.generation == _reconnects(self._nc):
+            positions = _positions(headers)
+            if positions is None:
+                # Not a stored message: fan-out counts and logs the drop.
+                self._fan_out(pattern, subject, headers, data, self._stream.epoch)
+                return
+            seq, last_seq = positions
+            verdict = feed.observe(subject, seq, last_seq).verdict
+            if verdict is Verdict.DUPLICATE:
+                return
+            if verdict is Verdict.DELIVER:
+                self._fan_out(pattern, subject, headers, data, self._stream.epoch)
+                feed.delivered(subject, seq)
+                return
+        backlog = deque()
+        self._backlogs[pattern] = backlog
+        self._backlog_bytes[pattern] = 0
+        self._hold(pattern, backlog, (subject, headers, data))
+        task = asyncio.create_task(self._work_off(pattern, backlog), name=f"backlog {pattern}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _hold(self, pattern: str, backlog: deque[_Live], live: _Live) -> None:
+        size = self._backlog_bytes.get(pattern, 0) + len(live[2])
+        if size > BACKLOG_BYTES:
+            self._metrics.backlog_dropped.inc()
+            return
+        self._backlog_bytes[pattern] = size
+        backlog.append(live)
+
+    async def _work_off(self, pattern: str, backlog: deque[_Live]) -> None:
+        """Deliver the held-back live messages of ``pattern`` in order, then let new ones through."""
+        try:
+            while backlog:
+                subject, headers, data = backlog.popleft()
+                self._backlog_bytes[pattern] = self._backlog_bytes.get(pattern, 0) - len(data)
+                try:
+                    await self._deliver_live(pattern, subject, headers, data)
+                except Exception:
+                    log.warning("delivering a live message failed", exc_info=True)
+        finally:
+            # Nothing awaits between the last check and here: no message can slip past.
+            if self._backlogs.get(pattern) is backlog:
+                del self._backlogs[pattern]
+                self._backlog_bytes.pop(pattern, None)
+
+    async def _deliver_live(self, pattern: str, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        """One held-back live message: fill what its subject missed, drop it if already
+        delivered, fan it out; under the pattern's lock, after a catch-up that is due."""
         feed = self._feeds.get(pattern)
         lock = self._locks.get(pattern)
         if feed is None or lock is None:
@@ -138,22 +209,18 @@ class Feeds:
                 return
             if feed.generation != _reconnects(self._nc) and not await self._catch_up(pattern, feed):
                 return  # not delivered: the retried catch-up replays it
-            try:
-                headers = msg.headers or {}
-                seq = int(headers["Nats-Sequence"])
-                last_raw = headers.get("Nats-Last-Sequence")
-                last_seq = int(last_raw) if last_raw else None
-            except (KeyError, ValueError):
-                # Not a stored message: fan-out counts and logs the drop.
-                self._fan_out(pattern, msg.subject, msg.headers, msg.data, self._stream.epoch)
+            positions = _positions(headers)
+            if positions is None:
+                self._fan_out(pattern, subject, headers, data, self._stream.epoch)
                 return
-            seen = feed.observe(msg.subject, seq, last_seq)
+            seq, last_seq = positions
+            seen = feed.observe(subject, seq, last_seq)
             if seen.verdict is Verdict.DUPLICATE:
                 return
             if seen.verdict is Verdict.GAP:
-                await self._fill(pattern, feed, msg.subject, seen.after, seq, last_seq)
-            self._fan_out(pattern, msg.subject, msg.headers, msg.data, self._stream.epoch)
-            feed.delivered(msg.subject, seq)
+                await self._fill(pattern, feed, subject, seen.after, seq, last_seq)
+            self._fan_out(pattern, subject, headers, data, self._stream.epoch)
+            feed.delivered(subject, seq)
 
     async def _fill(self, pattern: str, feed: Feed, subject: str, after: int, seq: int, last_seq: int | None) -> None:
         """Fan out the stored messages of ``subject`` in ``(after, seq)``, or close their holders."""
@@ -249,6 +316,19 @@ class Feeds:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _positions(headers: dict[str, str] | None) -> tuple[int, int | None] | None:
+    """A stored message's sequence and its subject's previous one (``Nats-Last-Sequence``);
+    None for a message that is not a stored one."""
+    if not headers:
+        return None
+    try:
+        seq = int(headers["Nats-Sequence"])
+        last_raw = headers.get("Nats-Last-Sequence")
+        return seq, int(last_raw) if last_raw else None
+    except (KeyError, ValueError):
+        return None
 
 
 def _reconnects(nc: Client) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from herald_gateway.loopmetrics import LoopCounter, LoopHistogram
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -39,11 +41,12 @@ class Metrics:
         Gauge(
             "herald_gateway_nats_connected", "1 while connected to NATS, else 0.", registry=self.registry
         ).set_function(nats_connected)
-        self.latency = Histogram(
+        # Updated for every live message: the lock-free kind (see herald_gateway.loopmetrics).
+        self.latency = LoopHistogram(
             "herald_gateway_delivery_latency_seconds",
             "From storage on topics.* (Nats-Time-Stamp) to the frame handed to the sockets; live messages.",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
+            self.registry,
         )
         self.auth_failures = Counter(
             "herald_gateway_auth_failures",
@@ -56,9 +59,7 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.deliveries = Counter(
-            "herald_gateway_deliveries", "Message frames queued to clients.", registry=self.registry
-        )
+        self.deliveries = LoopCounter("herald_gateway_deliveries", "Message frames queued to clients.", self.registry)
         self.disconnects = Counter(
             "herald_gateway_disconnects",
             "Closed WebSocket connections by close code.",
@@ -67,6 +68,11 @@ class Metrics:
         )
         self.dropped = Counter(
             "herald_gateway_dropped_messages", "NATS messages that could not be decoded.", registry=self.registry
+        )
+        self.backlog_dropped = Counter(
+            "herald_gateway_backlog_dropped",
+            "Live messages dropped while their pattern's backlog was full (then fetched from the stream).",
+            registry=self.registry,
         )
 
         self.slow_consumers = Counter(
