@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"single-POST rate of the latency row (default {FULL.rest_latency_rate:g})",
     )
     rest.add_argument(
+        "--rest-latency-processes",
+        type=int,
+        metavar="P",
+        help=f"load processes of the latency row, its own (default {FULL.rest_latency_processes})",
+    )
+    rest.add_argument(
         "--fanout-rest-clients",
         type=int,
         metavar="C",
@@ -159,6 +165,7 @@ def config_from(args: argparse.Namespace) -> Config:
             "batch_size",
             "message_rate",
             "rest_latency_rate",
+            "rest_latency_processes",
             "fanout_rest_clients",
             "fanout_rest_rate",
             "post_connections",

@@ -68,8 +68,11 @@ class Config:
     #: ``POST /api/messages`` (direct messages): offered msg/s, sockets on the recipient's topic
     message_rate: float = 2000.0
     message_clients: int = 10
-    #: the latency row: single POSTs at this rate to ``publish_clients`` sockets
+    #: the latency row: single POSTs at this rate to ``publish_clients`` sockets, from and to
+    #: this many load processes of their own (one: the POSTs and the sockets share a clock
+    #: and no other load process has to be woken for each message on a 2-core box)
     rest_latency_rate: float = 100.0
+    rest_latency_processes: int = 1
     #: REST-fed fan-out: sockets on one topic × msg/s of single POSTs
     fanout_rest_clients: int = 1000
     fanout_rest_rate: float = 400.0
@@ -95,11 +98,11 @@ QUICK = Config(
     clients=100,
     processes=2,
     rate=10.0,
-    seconds=2.0,
-    drain=2.0,
+    seconds=1.0,
+    drain=1.5,
     sat_seconds=1.0,
     sat_start=1000.0,
-    sat_steps=3,
+    sat_steps=2,
     sat_refine=0,
     latency_rate=10.0,
     latency_seconds=1.0,

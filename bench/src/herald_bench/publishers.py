@@ -113,7 +113,10 @@ async def paced(
             try:
                 if left <= 0:
                     raise TimeoutError
-                await asyncio.wait_for(gate.acquire(), left)
+                if gate.locked():  # only then is a timed wait needed (wait_for costs a task)
+                    await asyncio.wait_for(gate.acquire(), left)
+                else:
+                    await gate.acquire()
             except TimeoutError:
                 result.unsent += total - k
                 break

@@ -323,7 +323,10 @@ class RestFed:
 
     async def latency_row(self) -> dict[str, Any]:
         cfg = self.cfg
-        return await self._pair("publish", REST_TOPIC, cfg.rest_latency_rate, cfg.publish_clients, cfg.rest_seconds)
+        async with self.bench.own_pool(cfg.rest_latency_processes):
+            row = await self._pair("publish", REST_TOPIC, cfg.rest_latency_rate, cfg.publish_clients, cfg.rest_seconds)
+        row["processes"] = cfg.rest_latency_processes
+        return row
 
     async def fanout_row(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -25,6 +25,7 @@ for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import resource
@@ -33,7 +34,7 @@ import subprocess
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from statistics import median
@@ -226,6 +227,19 @@ class Bench:
                     self.stack.stop(service)
 
     # connecting
+
+    @contextlib.asynccontextmanager
+    async def own_pool(self, processes: int) -> AsyncIterator[None]:
+        """Measure with ``processes`` fresh load processes of their own meanwhile (the shared
+        ones stay idle), then go back to the shared ones."""
+        shared = self.pool
+        pool = await asyncio.to_thread(LoadPool, processes)
+        self.pool = pool
+        try:
+            yield
+        finally:
+            self.pool = shared
+            await asyncio.to_thread(pool.shutdown)
 
     async def connect(self, target: Target, count: int, first: int = 0) -> dict[str, Any]:
         """Open, authenticate and subscribe ``count`` clients; the rates count successes only."""
