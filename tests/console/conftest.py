@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.support.otlp import OtlpReceiver, otlp_receiver, tracing_env
-from tests.support.procs import Service, free_port, running_nats
-from tests.support.stack import Stack, token
+from tests.support.procs import Service, free_port
+from tests.support.stack import Stack, stack_on_nats, token
 
 #: Fast heartbeats (a crashed process is left out after 1.5 s) and a short presence grace.
 FAST = {"HERALD_NODE_HEARTBEAT": "0.5", "HERALD_NODE_TIMEOUT": "1.5", "HERALD_PRESENCE_GRACE": "0.5"}
@@ -64,8 +64,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
-    with otlp_receiver() as traces, running_nats() as nats:
-        s = Stack(nats=nats, root=Path(tmp_path_factory.mktemp("ops")))
+    with otlp_receiver() as traces, stack_on_nats(Path(tmp_path_factory.mktemp("ops"))) as s:
         standby = Service(
             "bridge", s.env("bridge", HERALD_BRIDGE_METRICS_PORT=str(free_port()), **FAST), s.root / "bridge1.log"
         )
@@ -79,9 +78,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             s.start_api(HERALD_CONSOLE_GATEWAY_URL=s.gateways[0].url, **tracing_env(traces), **FAST)
             yield Ops(s, standby, traces)
         except BaseException:
-            print(s.logs())
             print(standby.logs()[-3000:])
             raise
         finally:
             standby.stop()
-            s.stop()

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver, tracing_env
-from tests.support.procs import running_nats
-from tests.support.stack import Stack, client, token
+from tests.support.stack import Stack, client, stack_on_nats, token
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +37,12 @@ def receiver() -> Iterator[OtlpReceiver]:
 def traced(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[Stack]:
     """api, bridge and two gateways exporting traces, logging at debug level."""
     env = {**tracing_env(receiver), "HERALD_LOG_LEVEL": "debug"}
-    with running_nats() as nats:
-        s = Stack(nats=nats, root=Path(tmp_path_factory.mktemp("traced")))
-        try:
-            s.start_api(OTEL_SERVICE_NAME="api", **env)
-            s.start_bridge(OTEL_SERVICE_NAME="bridge", **env)
-            s.start_gateway(OTEL_SERVICE_NAME="gateway-0", **env)
-            s.start_gateway(OTEL_SERVICE_NAME="gateway-1", **env)
-            yield s
-        except BaseException:
-            print(s.logs())
-            raise
-        finally:
-            s.stop()
+    with stack_on_nats(Path(tmp_path_factory.mktemp("traced"))) as s:
+        s.start_api(OTEL_SERVICE_NAME="api", **env)
+        s.start_bridge(OTEL_SERVICE_NAME="bridge", **env)
+        s.start_gateway(OTEL_SERVICE_NAME="gateway-0", **env)
+        s.start_gateway(OTEL_SERVICE_NAME="gateway-1", **env)
+        yield s
 
 
 def traceparent() -> tuple[str, str, str]:

@@ -27,8 +27,7 @@ from tests.support.presence import (
     stored_events,
     until,
 )
-from tests.support.procs import running_nats
-from tests.support.stack import Client, Stack, client, token
+from tests.support.stack import Client, Stack, client, stack_on_nats, token
 
 pytestmark = pytest.mark.integration
 
@@ -49,20 +48,13 @@ PRESENCE_ENV = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_nats() as server:
-        s = Stack(nats=server, root=Path(tmp_path_factory.mktemp("presence")))
-        try:
-            s.start_api(**PRESENCE_ENV)
-            s.start_bridge()
-            s.start_gateway(**PRESENCE_ENV)
-            s.start_gateway(**PRESENCE_ENV)
-            time.sleep(HEARTBEAT + 0.5)  # each has heard the other's heartbeat
-            yield s
-        except BaseException:
-            print(s.logs())
-            raise
-        finally:
-            s.stop()
+    with stack_on_nats(Path(tmp_path_factory.mktemp("presence"))) as s:
+        s.start_api(**PRESENCE_ENV)
+        s.start_bridge()
+        s.start_gateway(**PRESENCE_ENV)
+        s.start_gateway(**PRESENCE_ENV)
+        time.sleep(HEARTBEAT + 0.5)  # each has heard the other's heartbeat
+        yield s
 
 
 def test_join_and_leave_reach_watchers_on_the_other_gateway(stack: Stack) -> None:

@@ -138,22 +138,30 @@ class Stack:
 
 
 @contextmanager
-def running_stack(root: Path, *, gateways: int = 0, api_env: Mapping[str, str] | None = None) -> Iterator[Stack]:
-    """A real nats-server with an api (with ``api_env``), a bridge and ``gateways`` gateways;
+def stack_on_nats(root: Path) -> Iterator[Stack]:
+    """A real nats-server and a :class:`Stack` on it, for the block to start its services in;
     every process's logs are printed when the block fails, and everything is stopped at its end."""
     with running_nats() as nats:
         s = Stack(nats=nats, root=root)
         try:
-            s.start_api(**(api_env or {}))
-            s.start_bridge()
-            for _ in range(gateways):
-                s.start_gateway()
             yield s
         except BaseException:
             print(s.logs())
             raise
         finally:
             s.stop()
+
+
+@contextmanager
+def running_stack(root: Path, *, gateways: int = 0, api_env: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """A real nats-server with an api (with ``api_env``), a bridge and ``gateways`` gateways
+    (see :func:`stack_on_nats`)."""
+    with stack_on_nats(root) as s:
+        s.start_api(**(api_env or {}))
+        s.start_bridge()
+        for _ in range(gateways):
+            s.start_gateway()
+        yield s
 
 
 def token(sub: str, *roles: str, **claims: Any) -> str:

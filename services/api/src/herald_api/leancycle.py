@@ -22,13 +22,13 @@ closes). The answer is the one the ASGI front end gives: same status, body and h
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 import time
 from collections.abc import Callable
 
 from litestar.types import Scope
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.server import ServerState
 
 from herald_api.fastpath import JSON_HEADERS, Handler, ProducerRoutes
@@ -37,15 +37,6 @@ from herald_common.errors import ErrorCode, HeraldError
 log = logging.getLogger(__name__)
 
 
-def _status_line(status: int) -> bytes:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    return f"HTTP/1.1 {status} {phrase}\r\n".encode()
-
-
-_STATUS_LINES = {status: _status_line(status) for status in range(100, 600)}
 _JSON_HEAD = b"".join(name + b": " + value + b"\r\n" for name, value in JSON_HEADERS)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -142,7 +133,7 @@ class ProducerCycle:
         return bytes(self.body)
 
     def _response(self, status: int, payload: bytes) -> bytes:
-        parts = [_STATUS_LINES[status]]
+        parts = [STATUS_LINE[status]]
         for name, value in self._server_state.default_headers:
             parts += (name, b": ", value, b"\r\n")
         parts.append(_JSON_HEAD)
@@ -164,7 +155,6 @@ class ProducerCycle:
                 return
             self._transport.write(self._response(status, payload))
             self.response_complete = True
-            self.message_event.set()
             if not self.keep_alive:
                 self._transport.close()
             self._routes.record(scope, "POST", scope["path"], status, started)

@@ -48,6 +48,30 @@ BACKLOG_BYTES = 128 * 1024 * 1024
 _Live = tuple[str, "dict[str, str] | None", bytes]
 
 
+class _Backlog:
+    """A pattern's live messages that wait, in order, and their bytes."""
+
+    __slots__ = ("messages", "size")
+
+    def __init__(self) -> None:
+        self.messages: deque[_Live] = deque()
+        self.size = 0
+
+    def hold(self, live: _Live) -> bool:
+        """Keep ``live`` for later; False (dropped) when that would pass :data:`BACKLOG_BYTES`."""
+        size = self.size + len(live[2])
+        if size > BACKLOG_BYTES:
+            return False
+        self.size = size
+        self.messages.append(live)
+        return True
+
+    def take(self) -> _Live:
+        live = self.messages.popleft()
+        self.size -= len(live[2])
+        return live
+
+
 class Feeds:
     """The live NATS subscriptions of the patterns ``holders`` hold, on ``nc``."""
 
@@ -69,8 +93,7 @@ class Feeds:
         self._feeds: dict[str, Feed] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         #: pattern -> its live messages that wait, in order, while a task works them off.
-        self._backlogs: dict[str, deque[_Live]] = {}
-        self._backlog_bytes: dict[str, int] = {}
+        self._backlogs: dict[str, _Backlog] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: The NATS reconnect count every feed has caught up with (``/readyz`` waits for it).
         self._caught_up = 0
@@ -145,7 +168,7 @@ class Feeds:
         """
         backlog = self._backlogs.get(pattern)
         if backlog is not None:
-            self._hold(pattern, backlog, (subject, headers, data))
+            self._hold(backlog, (subject, headers, data))
             return
         feed = self._feeds.get(pattern)
         lock = self._locks.get(pattern)
@@ -165,28 +188,21 @@ class Feeds:
                 self._fan_out(pattern, subject, headers, data, self._stream.epoch)
                 feed.delivered(subject, seq)
                 return
-        backlog = deque()
-        self._backlogs[pattern] = backlog
-        self._backlog_bytes[pattern] = 0
-        self._hold(pattern, backlog, (subject, headers, data))
+        backlog = self._backlogs[pattern] = _Backlog()
+        self._hold(backlog, (subject, headers, data))
         task = asyncio.create_task(self._work_off(pattern, backlog), name=f"backlog {pattern}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _hold(self, pattern: str, backlog: deque[_Live], live: _Live) -> None:
-        size = self._backlog_bytes.get(pattern, 0) + len(live[2])
-        if size > BACKLOG_BYTES:
+    def _hold(self, backlog: _Backlog, live: _Live) -> None:
+        if not backlog.hold(live):
             self._metrics.backlog_dropped.inc()
-            return
-        self._backlog_bytes[pattern] = size
-        backlog.append(live)
 
-    async def _work_off(self, pattern: str, backlog: deque[_Live]) -> None:
+    async def _work_off(self, pattern: str, backlog: _Backlog) -> None:
         """Deliver the held-back live messages of ``pattern`` in order, then let new ones through."""
         try:
-            while backlog:
-                subject, headers, data = backlog.popleft()
-                self._backlog_bytes[pattern] = self._backlog_bytes.get(pattern, 0) - len(data)
+            while backlog.messages:
+                subject, headers, data = backlog.take()
                 try:
                     await self._deliver_live(pattern, subject, headers, data)
                 except Exception:
@@ -195,7 +211,6 @@ class Feeds:
             # Nothing awaits between the last check and here: no message can slip past.
             if self._backlogs.get(pattern) is backlog:
                 del self._backlogs[pattern]
-                self._backlog_bytes.pop(pattern, None)
 
     async def _deliver_live(self, pattern: str, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         """One held-back live message: fill what its subject missed, drop it if already

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -75,26 +76,20 @@ class OperatorSide:
         await nc.subscribe(nodes.DISCONNECT_SUBJECT, cb=self._disconnect_user)
 
     async def _topics(self, msg: Msg) -> None:
-        try:
-            query = nodes.topics_query_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            log.warning("ignored a malformed topics request")
+        query = _decoded(nodes.topics_query_decoder, msg, "topics")
+        if query is None:
             return
         await _reply(msg, self._answers.topics(query))
 
     async def _connections(self, msg: Msg) -> None:
-        try:
-            query = nodes.user_query_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            log.warning("ignored a malformed connections request")
+        query = _decoded(nodes.user_query_decoder, msg, "connections")
+        if query is None:
             return
         await _reply(msg, self._answers.connections(query))
 
     async def _disconnect_user(self, msg: Msg) -> None:
-        try:
-            query = nodes.user_query_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            log.warning("ignored a malformed disconnect request")
+        query = _decoded(nodes.user_query_decoder, msg, "disconnect")
+        if query is None:
             return
         sockets = self._answers.sockets_of(query.user_id)
         for conn in sockets:
@@ -102,6 +97,18 @@ class OperatorSide:
         if sockets:
             log.info("operator disconnected a user", extra={"user_id": query.user_id, "sockets": len(sockets)})
         await _reply(msg, nodes.DisconnectAnswer(gateway=self._answers.gateway_id, closed=len(sockets)))
+
+
+Q = TypeVar("Q")
+
+
+def _decoded(decoder: msgspec.json.Decoder[Q], msg: Msg, what: str) -> Q | None:
+    """The request in ``msg``, or None (logged) when it is malformed."""
+    try:
+        return decoder.decode(msg.data)
+    except msgspec.DecodeError:
+        log.warning("ignored a malformed %s request", what)
+        return None
 
 
 async def _reply(msg: Msg, answer: msgspec.Struct) -> None:

@@ -118,12 +118,11 @@ class Gateway:
         await self.apply(conn, conn.session.on_slow_consumer())
 
     async def _beat_extras(self) -> dict[str, Any]:
-        deliveries = self.metrics.registry.get_sample_value("herald_gateway_deliveries_total") or 0.0
         figures = nodes.GatewayFigures(
             connections=len(self.connections),
             subscriptions=self.interest.total,
             nats_subscriptions=self.nats.subscriptions,
-            deliveries=int(deliveries),
+            deliveries=int(self.metrics.deliveries.value),
         )
         return {"gateway": figures}
 

@@ -7,12 +7,13 @@ import logging
 import time
 from collections.abc import Callable
 
+import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from herald_api.domain.operators import schemas
-from herald_api.gather import gather
+from herald_api.gather import A, Gathered, gather
 from herald_api.natslink import NatsLink
 from herald_api.nodetable import NodeTable, Seen
 from herald_common import nodes
@@ -93,16 +94,14 @@ class OperatorService:
             raise HeraldError(ErrorCode.UNAVAILABLE, "not connected to NATS")
         return self._link.client()
 
+    async def _ask(self, subject: str, query: msgspec.Struct, decoder: msgspec.json.Decoder[A]) -> Gathered[A]:
+        """Ask every live gateway ``query`` on ``subject``; the answers within the timeout."""
+        payload = nodes.encoder.encode(query)
+        return await gather(self._client(), subject, payload, decoder, self._table.gateway_ids(), self._timeout)
+
     async def topics(self, search: str, after: str, limit: int | None) -> schemas.TopicList:
         size = min(limit or DEFAULT_PAGE, MAX_PAGE)
-        got = await gather(
-            self._client(),
-            nodes.TOPICS_SUBJECT,
-            nodes.encoder.encode(nodes.TopicsQuery(search=search)),
-            nodes.topics_answer_decoder,
-            self._table.gateway_ids(),
-            self._timeout,
-        )
+        got = await self._ask(nodes.TOPICS_SUBJECT, nodes.TopicsQuery(search=search), nodes.topics_answer_decoder)
         merged = merge_topics(got.answers)
         page, next_after = page_of(list(merged), after, size)
         offsets = await asyncio.gather(*(self._last_offset(t) for t in page))
@@ -137,14 +136,8 @@ class OperatorService:
         return int(stored.seq) if stored.seq is not None else None
 
     async def connections(self, user_id: str) -> schemas.UserConnections:
-        got = await gather(
-            self._client(),
-            nodes.CONNECTIONS_SUBJECT,
-            nodes.encoder.encode(nodes.UserQuery(user_id=user_id)),
-            nodes.connections_answer_decoder,
-            self._table.gateway_ids(),
-            self._timeout,
-        )
+        query = nodes.UserQuery(user_id=user_id)
+        got = await self._ask(nodes.CONNECTIONS_SUBJECT, query, nodes.connections_answer_decoder)
         found = [
             schemas.Connection(
                 id=s.id,
@@ -159,14 +152,8 @@ class OperatorService:
         return schemas.UserConnections(user_id=user_id, connections=found, missing_gateways=got.missing)
 
     async def disconnect(self, user_id: str) -> schemas.Disconnected:
-        got = await gather(
-            self._client(),
-            nodes.DISCONNECT_SUBJECT,
-            nodes.encoder.encode(nodes.UserQuery(user_id=user_id)),
-            nodes.disconnect_answer_decoder,
-            self._table.gateway_ids(),
-            self._timeout,
-        )
+        query = nodes.UserQuery(user_id=user_id)
+        got = await self._ask(nodes.DISCONNECT_SUBJECT, query, nodes.disconnect_answer_decoder)
         closed = sum(a.closed for a in got.answers)
         log.info("operator disconnect", extra={"user_id": user_id, "sockets": closed})
         return schemas.Disconnected(
