@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvloop
 
-from herald_bench.config import FULL, QUICK, SECTIONS, Config
+from herald_bench.config import FULL, LOAD_RUNTIMES, POST_CONNECTIONS, QUICK, SECTIONS, Config
 from herald_bench.report import render, write_json
 from herald_bench.runner import Bench
 
@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="small counts, a few seconds per section: the CI smoke test"
     )
     parser.add_argument("--clients", type=int, metavar="C", help=f"clients on one topic (default {FULL.clients})")
-    parser.add_argument("--processes", type=int, metavar="P", help=f"load processes (default {FULL.processes})")
+    parser.add_argument("--processes", type=int, metavar="P", help="load processes (default: 1 in Node, 4 in Python)")
+    parser.add_argument(
+        "--load-runtime",
+        choices=LOAD_RUNTIMES,
+        help=f"what the load processes run on (default {FULL.load_runtime}; python: the asyncio load processes)",
+    )
     parser.add_argument("--rate", type=float, metavar="MSG/S", help=f"fixed publish rate (default {FULL.rate})")
     parser.add_argument("--seconds", type=float, help=f"fixed-rate duration (default {FULL.seconds})")
     parser.add_argument("--payload", type=int, metavar="BYTES", help=f"payload size (default {FULL.payload})")
@@ -101,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--post-connections",
         type=int,
         metavar="N",
-        help=f"keep-alive connections per load process (default {FULL.post_connections})",
+        help=f"keep-alive connections per load process (default: {POST_CONNECTIONS} split over the load processes)",
     )
     parser.add_argument(
         "--latency-rate",
@@ -176,6 +181,8 @@ def config_from(args: argparse.Namespace) -> Config:
         if value <= 0:
             flag = "--workers" if name == "gateway_workers" else f"--{name.replace('_', '-')}"
             raise SystemExit(f"herald bench: {flag} must be positive")
+    if args.load_runtime is not None:
+        changes["load_runtime"] = args.load_runtime
     if args.producer_rates is not None:
         try:
             rates = tuple(float(part) for part in args.producer_rates.split(",") if part.strip())

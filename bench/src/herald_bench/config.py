@@ -8,6 +8,14 @@ from dataclasses import dataclass
 #: the REST-fed headline (rest: publish, batch, messages, latency; fanout-rest; producer
 #: sweep), then the gateway-only breakdowns (fanout + saturation, latency rounds, idle),
 #: then presence on two gateways
+LOAD_RUNTIMES = ("node", "python")
+#: load processes by runtime: one Node process handles a headline row's POSTs and sockets
+#: with CPU to spare, and every further process is woken for every message (measured on
+#: this 2-core box: 10 sockets and ~4,400 POSTs/s took 36 % of a core in one Node process,
+#: 59 % over four); the asyncio processes need four for the 1,000-socket rows
+DEFAULT_PROCESSES = {"node": 1, "python": 4}
+#: keep-alive POST connections in all (the single-POST row needs about rate × HTTP latency)
+POST_CONNECTIONS = 256
 SECTIONS = ("rest", "fanout-rest", "producer", "fanout", "latency", "idle", "presence")
 REST_SECTIONS = frozenset({"rest", "fanout-rest", "producer"})
 
@@ -18,8 +26,12 @@ class Config:
     sections: tuple[str, ...] = SECTIONS
     #: WebSocket clients in the fan-out sections, all subscribed to one topic
     clients: int = 1000
-    #: load-generator processes the clients are split over
-    processes: int = 4
+    #: load-generator processes the clients are split over (0: the runtime's own default,
+    #: :data:`DEFAULT_PROCESSES`)
+    processes: int = 0
+    #: what the load processes run on: ``node`` (herald_bench/node) or ``python``
+    #: (herald_bench.loadproc); same commands, same counting
+    load_runtime: str = "node"
     #: messages published per second in the fixed-rate fan-out measurement
     rate: float = 10.0
     #: seconds of publishing in the fixed-rate measurement
@@ -80,14 +92,23 @@ class Config:
     producer_rates: tuple[float, ...] = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
     producer_seconds: float = 4.0
     producer_clients: int = 2
-    #: keep-alive connections each load process POSTs over
-    post_connections: int = 64
+    #: keep-alive connections each load process POSTs over (0: :data:`POST_CONNECTIONS`
+    #: split over the load processes)
+    post_connections: int = 0
     #: presence: sockets on one topic over two gateways (watchers with ``presence: true``,
     #: two query sockets, the rest joining members), and the gateways' HERALD_PRESENCE_GRACE
     presence_sockets: int = 1000
     presence_watchers: int = 20
     presence_grace: float = 5.0
     quick: bool = False
+
+    @property
+    def load_processes(self) -> int:
+        return self.processes or DEFAULT_PROCESSES[self.load_runtime]
+
+    @property
+    def connections_per_process(self) -> int:
+        return self.post_connections or -(-POST_CONNECTIONS // self.load_processes)
 
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -20,6 +21,10 @@ HEAD_LIMIT = 65536
 
 class HttpError(Exception):
     """The answer could not be read as an HTTP/1.1 response."""
+
+
+class NoConnectionError(Exception):
+    """No connection came free before the request's deadline."""
 
 
 class Connection(asyncio.Protocol):
@@ -151,32 +156,47 @@ class ConnectionPool:
         self._free: list[Connection] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def request(self, raw: bytes | Callable[[], bytes]) -> tuple[int, bytes]:
+    async def request(self, raw: bytes | Callable[[], bytes], deadline: float | None = None) -> tuple[int, bytes]:
         """Send one request on a free connection; ``raw`` may be a function that builds it.
 
         A function is called once the connection is ready, just before the write, so a
-        timestamp it puts in the body excludes the wait for a free connection.
+        timestamp it puts in the body excludes the wait for a free connection. With a
+        ``deadline`` (``time.monotonic()``), no connection free by then raises
+        :class:`NoConnectionError`.
         """
-        async with self._slots:
+        if deadline is not None and self._slots.locked():
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise NoConnectionError from None
+        else:
+            await self._slots.acquire()
+        try:
+            return await self._on_free_connection(raw)
+        finally:
+            self._slots.release()
+
+    async def _on_free_connection(self, raw: bytes | Callable[[], bytes]) -> tuple[int, bytes]:
+        conn = self._free.pop() if self._free else None
+        while conn is not None and conn.closed:  # the server closed it while it was idle
+            conn.close()
             conn = self._free.pop() if self._free else None
-            while conn is not None and conn.closed:  # the server closed it while it was idle
-                conn.close()
-                conn = self._free.pop() if self._free else None
-            if conn is None:
-                conn = await Connection.open(self.host, self.port)
-            try:
-                data = raw if isinstance(raw, bytes) else raw()
-            except BaseException:
-                self._free.append(conn)  # nothing was written: the connection is still good
-                raise
-            try:
-                answer = await conn.request(data)
-            except BaseException:
-                conn.close()
-                raise
-            if not conn.closed:
-                self._free.append(conn)
-            return answer
+        if conn is None:
+            conn = await Connection.open(self.host, self.port)
+        try:
+            data = raw if isinstance(raw, bytes) else raw()
+        except BaseException:
+            self._free.append(conn)  # nothing was written: the connection is still good
+            raise
+        try:
+            answer = await conn.request(data)
+        except BaseException:
+            conn.close()
+            raise
+        if not conn.closed:
+            self._free.append(conn)
+        return answer
 
     def close(self) -> None:
         for conn in self._free:

@@ -32,7 +32,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from herald_bench.clients import numbered, stamp
-from herald_bench.httpload import ConnectionPool, post_json
+from herald_bench.httpload import ConnectionPool, NoConnectionError, post_json
 
 MAX_IN_FLIGHT = 512
 SETTLE_TIMEOUT = 10
@@ -273,7 +273,10 @@ async def rest(pool: ConnectionPool, token: str, plan: RestPlan) -> RestResult:
                 body = _item(plan, seqs[0], t0, pad)
             return post_json(pool.host, pool.port, path, token, body)
 
-        status, answer = await pool.request(build)
+        try:
+            status, answer = await pool.request(build, deadline)
+        except NoConnectionError:
+            raise WindowClosedError from None
         out.answers_us.append((time.time_ns() - t0) // 1000)
         out.statuses[str(status)] += 1
         if status != ok:

@@ -104,7 +104,8 @@ def render(results: dict[str, Any]) -> str:
     )
     out.append(
         f"NOTE: only {mc['cpus']} cores, shared by nats-server, the api, the bridge, the gateway(s), the publisher and "
-        f"{cfg['processes']} load processes; load average {mc['load_average_at_start']} at start, "
+        f"{cfg['processes']} load process(es) ({cfg.get('load_runtime', 'python')}, "
+        f"{cfg['post_connections']} POST connections each); load average {mc['load_average_at_start']} at start, "
         f"{mc.get('load_average_at_end')} at end."
     )
     out.extend(_settings(results.get("settings")))

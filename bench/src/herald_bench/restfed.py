@@ -149,7 +149,7 @@ class RestFed:
                     "host": api.hostname,
                     "port": api.port,
                     "token": token,
-                    "connections": cfg.post_connections,
+                    "connections": cfg.connections_per_process,
                     "plan": vars(plan),
                 }
                 for plan in plan_of

@@ -45,7 +45,8 @@ from nats.aio.client import Client
 
 from herald_bench import presence, publishers, targets
 from herald_bench.config import REST_SECTIONS, Config
-from herald_bench.pool import LoadPool
+from herald_bench.nodepool import NodePool
+from herald_bench.pool import LoadPool, Pool
 from herald_bench.procs import BIN, Stack, cpu_seconds, gateway_pids, rss_bytes
 from herald_bench.restfed import RestFed
 from herald_bench.stats import latency_ms, merge_samples
@@ -91,12 +92,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def start_pool(runtime: str, processes: int) -> Pool:
+    """The load processes, in Node (the default) or in Python (``--load-runtime``)."""
+    return NodePool(processes) if runtime == "node" else LoadPool(processes)
+
+
 class Bench:
     def __init__(self, config: Config) -> None:
         self.cfg = config
         self.secret = secrets.token_hex(32)
         self.stack = Stack(self.secret, dict(config.gateway_env), dict(config.api_env))
-        self.pool: LoadPool | None = None
+        self.pool: Pool | None = None
         self.nc: Client | None = None
         self.nats_pid = 0
         self.progress: Callable[[str], None] = lambda _: None
@@ -106,7 +112,8 @@ class Bench:
         results: dict[str, Any] = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": machine(),
-            "config": asdict(cfg),
+            # the load processes and connections as resolved for the runtime (0 means its default)
+            "config": asdict(cfg) | {"processes": cfg.load_processes, "post_connections": cfg.connections_per_process},
             "paths": {"herald": targets.HERALD_PATH, "nats-native": targets.NATIVE_PATH, "rest": targets.REST_PATH},
             "settings": self.stack.settings(),
             "sections": {},
@@ -114,7 +121,7 @@ class Bench:
         sections: dict[str, Any] = results["sections"]
         started = time.monotonic()
         try:
-            self.pool = LoadPool(cfg.processes)
+            self.pool = start_pool(cfg.load_runtime, cfg.load_processes)
             self.stack.start_nats()
             self.nc = await nats.connect(self.stack.nats.url, max_reconnect_attempts=0, error_cb=self._nats_error)
             js = self.nc.jetstream()
@@ -233,7 +240,7 @@ class Bench:
         """Measure with ``processes`` fresh load processes of their own meanwhile (the shared
         ones stay idle), then go back to the shared ones."""
         shared = self.pool
-        pool = await asyncio.to_thread(LoadPool, processes)
+        pool = await asyncio.to_thread(start_pool, self.cfg.load_runtime, processes)
         self.pool = pool
         try:
             yield
