@@ -137,6 +137,39 @@ async def test_a_batch_is_stored_in_item_order_and_a_repeated_key_publishes_noth
         assert await events.count() == 501
 
 
+async def test_batches_in_flight_together_are_each_stored_whole_and_in_order(
+    tmp_path: Path, nats_url: str, events: TopicReader
+) -> None:
+    """With full batches waiting a second write goes out before the first is acknowledged;
+    every request's items still land together, in item order, each once."""
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'h.db'}", nats_url))
+    async with serving(app) as http:
+        await wait_until(lambda: _ready(http))
+        direct: DirectPublisher = app.state.direct_publisher
+        await wait_until(lambda: _available(direct))
+
+        async def one(r: int) -> list[str]:
+            items = [{"topic": f"w.{r}", "data": [r, n]} for n in range(500)]
+            response = await http.post("/api/publish/batch", json={"items": items}, headers=PUBLISHER)
+            assert response.status_code == 202
+            ids: list[str] = response.json()["eventIds"]
+            return ids
+
+        answered = await asyncio.gather(*(one(r) for r in range(12)))
+        stored = [await events.next() for _ in range(12 * 500)]
+        assert await events.count() == 12 * 500
+        assert direct.peak_writes == 2
+        by_request: dict[int, list[int]] = {}
+        for position, entry in enumerate(stored):
+            assert isinstance(entry.data, list)
+            request, n = entry.data
+            by_request.setdefault(request, []).append(position)
+            assert entry.topic == f"w.{request}"
+            assert entry.id == answered[request][n]
+        for positions in by_request.values():
+            assert positions == list(range(positions[0], positions[0] + 500))  # one write, in item order
+
+
 async def test_while_nats_is_away_publishes_go_through_the_outbox_in_order(
     tmp_path: Path, nats_server: NatsServer, events: TopicReader
 ) -> None:

@@ -40,6 +40,12 @@ def test_same_headers_as_nats_py(raw: bytes) -> None:
     assert HeraldNatsClient._parse_header_lines(raw) == Client._parse_header_lines(raw)
 
 
+@given(st.lists(_PIECES, max_size=40).map(b"".join))
+def test_a_block_without_a_status_parses_as_nats_py_parses_it(raw: bytes) -> None:
+    block = b"NATS/1.0\r\n" + raw
+    assert natsclient.plain_headers(block) == asyncio.run(Client()._process_headers(block))
+
+
 def test_a_stored_message_s_headers() -> None:
     raw = (
         b"Nats-Msg-Id: e82c\r\nNats-Stream: HERALD_TOPICS\r\nNats-Sequence: 189475\r\n"

@@ -53,6 +53,9 @@ class Inline:
 
 
 _CRLF = b"\r\n"
+#: the head line of a header block without an inline status (``NATS/1.0 503`` has one)
+_PLAIN_HEAD = b"NATS/1.0\r\n"
+_PLAIN_HEAD_SIZE = len(_PLAIN_HEAD)
 #: Header names seen so far, raw → as parsed (None: a name nats-py skips). Messages carry
 #: the same few names over and over; the cache is bounded against a peer that varies them.
 _NAMES: dict[bytes, str | None] = {}
@@ -70,6 +73,14 @@ def _header_name(raw: bytes) -> str | None:
     return key
 
 
+def plain_headers(block: bytes) -> dict[str, str] | None:
+    """What nats-py's ``_process_headers`` makes of a block with no inline status (one that
+    starts ``NATS/1.0`` and a line end), without a coroutine per message."""
+    if len(block) <= _PLAIN_HEAD_SIZE:
+        return None
+    return HeraldNatsClient._parse_header_lines(block[_PLAIN_HEAD_SIZE:]) or None
+
+
 class HeraldNatsClient(Client):
     """A nats-py :class:`~nats.aio.client.Client` with a faster header parser (same result)
     and :class:`Inline` subscriptions."""
@@ -83,7 +94,12 @@ class HeraldNatsClient(Client):
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
         sub._received += 1
-        parsed = await self._process_headers(headers) if headers else None
+        if not headers:
+            parsed = None
+        elif headers.startswith(_PLAIN_HEAD):
+            parsed = plain_headers(headers)
+        else:
+            parsed = await self._process_headers(headers)
         try:
             inline.handle(subject.decode(), parsed, data)
         except Exception as exc:
