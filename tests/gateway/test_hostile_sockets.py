@@ -84,6 +84,11 @@ def disconnects(gw: GatewayProcess, code: int) -> float:
     return sum(float(line.split()[-1]) for line in metrics(gw).splitlines() if line.startswith(prefix))
 
 
+def all_disconnects(gw: GatewayProcess) -> str:
+    """Every disconnect counter line (what a failed expectation reports)."""
+    return "; ".join(line for line in metrics(gw).splitlines() if line.startswith("herald_gateway_disconnects_total"))
+
+
 async def disconnected(gw: GatewayProcess, code: int, timeout: float = 10.0) -> float:
     """The disconnects counted under ``code``, once there is at least one (or the timeout passed)."""
     for _ in range(int(timeout / 0.2)):
@@ -157,7 +162,7 @@ async def test_pongs_count_against_the_byte_bound_when_the_rate_allows_the_flood
     growth, sent, cut = await flood_pings(gateway, True, seconds=4.0)
     print(f"\n{sent} pings; gateway RSS +{growth} KiB; cut during the flood: {cut}")
     assert growth < 8 * 1024
-    assert await disconnected(gateway, 4009) == 1
+    assert await disconnected(gateway, 4009) == 1, all_disconnects(gateway)
     assert "herald_gateway_slow_consumers_total 1.0" in metrics(gateway)
 
 
