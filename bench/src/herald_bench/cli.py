@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +11,7 @@ from pathlib import Path
 import uvloop
 
 from herald_bench.config import FULL, LOAD_RUNTIMES, POST_CONNECTIONS, QUICK, SECTIONS, Config
+from herald_bench.procs import raise_open_files
 from herald_bench.report import render, write_json
 from herald_bench.runner import Bench
 
@@ -215,10 +214,7 @@ def config_from(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from(args)
-    # Thousands of sockets: the children (gateway, nats-server) inherit the raised limit.
-    with contextlib.suppress(ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files()  # the children (gateway, nats-server, load processes) inherit it
     output: Path = args.output or Path("bench-results") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     bench = Bench(cfg)
     bench.progress = lambda line: print(line, file=sys.stderr, flush=True)

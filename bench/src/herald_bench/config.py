@@ -5,9 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-#: the REST-fed headline (rest: publish, batch, messages, latency; fanout-rest; producer
-#: sweep), then the gateway-only breakdowns (fanout + saturation, latency rounds, idle),
-#: then presence on two gateways
 LOAD_RUNTIMES = ("node", "python")
 #: load processes by runtime: one Node process handles a headline row's POSTs and sockets
 #: with CPU to spare, and every further process is woken for every message (measured on
@@ -16,6 +13,9 @@ LOAD_RUNTIMES = ("node", "python")
 DEFAULT_PROCESSES = {"node": 1, "python": 4}
 #: keep-alive POST connections in all (the single-POST row needs about rate × HTTP latency)
 POST_CONNECTIONS = 256
+#: the REST-fed headline (rest: publish, batch, messages, latency; fanout-rest; producer
+#: sweep), then the gateway-only breakdowns (fanout + saturation, latency rounds, idle),
+#: then presence on two gateways
 SECTIONS = ("rest", "fanout-rest", "producer", "fanout", "latency", "idle", "presence")
 REST_SECTIONS = frozenset({"rest", "fanout-rest", "producer"})
 

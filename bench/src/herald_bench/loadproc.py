@@ -34,6 +34,7 @@ import uvloop
 from herald_bench import publishers
 from herald_bench.clients import HeraldClient, NatsClient, Recorder
 from herald_bench.httpload import ConnectionPool
+from herald_bench.procs import raise_open_files
 from herald_common.tokens import issue_token
 
 OPEN_TIMEOUT = 15.0
@@ -236,8 +237,6 @@ async def _serve(conn: Connection, index: int) -> None:
 
 def main(conn: Connection, index: int) -> None:
     """Entry point of a load process (run through ``multiprocessing``)."""
-    with contextlib.suppress(ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files()
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(_serve(conn, index))

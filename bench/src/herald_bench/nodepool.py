@@ -17,13 +17,13 @@ import asyncio
 import base64
 import contextlib
 import json
-import resource
 import shutil
 import subprocess
 from pathlib import Path
 from typing import IO, Any
 
 from herald_bench.pool import COMMAND_TIMEOUT, Pool, PoolError
+from herald_bench.procs import raise_open_files
 
 SCRIPT = Path(__file__).with_name("node") / "loadproc.mjs"
 #: answer fields that hold bytes (base64 on the wire)
@@ -39,13 +39,6 @@ def node_binary() -> str:
     return node
 
 
-def _raise_open_files() -> None:
-    """Let the children hold thousands of sockets (they inherit the limit)."""
-    with contextlib.suppress(ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def decode_answer(line: bytes) -> dict[str, Any]:
     answer: dict[str, Any] = json.loads(line)
     for name in BYTE_FIELDS:
@@ -57,7 +50,7 @@ def decode_answer(line: bytes) -> dict[str, Any]:
 class NodePool(Pool):
     def __init__(self, processes: int) -> None:
         node = node_binary()
-        _raise_open_files()
+        raise_open_files()  # the Node processes inherit it
         self._procs: list[subprocess.Popen[bytes]] = [
             subprocess.Popen([node, str(SCRIPT), str(index)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             for index in range(processes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -73,6 +74,14 @@ def gateway_pids(service: Service) -> list[int]:
     """The processes doing a gateway's work: the process itself, or its workers if it has any."""
     children = Path(f"/proc/{service.pid}/task/{service.pid}/children").read_text().split()
     return [int(pid) for pid in children] or [service.pid]
+
+
+def raise_open_files() -> None:
+    """Lift this process's open-file limit to the hard limit (its children inherit it):
+    the benchmark holds thousands of sockets."""
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -64,7 +64,8 @@ class DirectPublisher:
         self.published = 0
         #: The most writes that were in flight at once.
         self.peak_writes = 0
-        self._writes = 0
+        #: the writers, each with one write in flight (see :meth:`_lane`)
+        self._lanes: set[asyncio.Task[None]] = set()
         #: messages in the queued requests
         self._queued = 0
 
@@ -128,11 +129,10 @@ class DirectPublisher:
         return taken
 
     async def _run(self) -> None:
-        lanes: set[asyncio.Task[None]] = set()
+        lanes = self._lanes
 
         def ended(task: asyncio.Task[None]) -> None:
             lanes.discard(task)
-            self._writes = len(lanes)
             self._wake.set()
 
         while not self._closing:
@@ -142,14 +142,14 @@ class DirectPublisher:
                 task = asyncio.create_task(self._lane())
                 lanes.add(task)
                 task.add_done_callback(ended)
-                self._writes = len(lanes)
-                self.peak_writes = max(self.peak_writes, self._writes)
+                self.peak_writes = max(self.peak_writes, len(lanes))
         if lanes:
             await asyncio.gather(*lanes, return_exceptions=True)
 
     def _may_write(self) -> bool:
         """No write in flight, or a second one while a full batch waits."""
-        return not self._writes or (self._writes < MAX_WRITES and self._queued >= MAX_BATCH)
+        writes = len(self._lanes)
+        return not writes or (writes < MAX_WRITES and self._queued >= MAX_BATCH)
 
     async def _lane(self) -> None:
         """Write what waits, one write after another, as long as something waits.
@@ -162,7 +162,7 @@ class DirectPublisher:
             requests = [r for r in self._take() if not r.done.done()]
             if requests:
                 await self._write(requests)
-            if self._writes > 1 and self._queued < MAX_BATCH:
+            if len(self._lanes) > 1 and self._queued < MAX_BATCH:
                 return
 
     async def _write(self, requests: list[_Request]) -> None:
