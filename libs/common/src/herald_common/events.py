@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
 import os
@@ -38,13 +39,31 @@ class Event(msgspec.Struct, frozen=True, rename="camel"):
         return EVENT_PREFIX + self.type
 
 
+#: Ids made ahead from one ``os.urandom`` read (a system call per id cost more than the
+#: rest of making it). A deque, since ``popleft`` hands each one out once whatever the
+#: thread; emptied in a forked child, which must not repeat its parent's ids.
+_ids: collections.deque[str] = collections.deque()
+_IDS_AHEAD = 256
+os.register_at_fork(after_in_child=_ids.clear)
+
+
+def _make_ids() -> None:
+    raw = bytearray(os.urandom(16 * _IDS_AHEAD))
+    for start in range(0, len(raw), 16):
+        one = raw[start : start + 16]
+        one[6] = (one[6] & 0x0F) | 0x40
+        one[8] = (one[8] & 0x3F) | 0x80
+        _ids.append(one.hex())
+
+
 def random_id() -> str:
     """A random id as 32 hex digits, laid out as a version-4 UUID (what ``uuid.uuid4().hex``
     gives, without building a ``UUID`` object: ids are made per published message)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    while True:
+        try:
+            return _ids.popleft()
+        except IndexError:
+            _make_ids()
 
 
 def new_event(type_: str, data: dict[str, Any], event_id: str | None = None) -> Event:

@@ -1,4 +1,4 @@
-"""nats-py's client with a header parser that costs what it should.
+"""nats-py's client with protocol and header parsers that cost what they should.
 
 Every message a gateway receives carries eight or so headers (the stream's ``Nats-Stream``,
 ``Nats-Sequence``, ``Nats-Time-Stamp``, ``Nats-Subject``, ``Nats-Last-Sequence`` and the
@@ -13,15 +13,20 @@ It also hands the messages of an :class:`Inline` subscription straight to their 
 the read loop parses them. nats-py puts every message of a callback subscription in the
 subscription's queue, wraps it in a ``Msg`` and switches to the subscription's task to await
 the callback; for the gateway's live feeds, tens of thousands of messages a second, that
-hand-over cost about as much as handling them.
+hand-over cost about as much as handling them. Its protocol parser
+(:mod:`herald_common.natsparser`) calls the handler without a coroutine per message.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from herald_common.natsparser import HeraldParser
 
 #: What an inline handler is given per message: subject, headers (None without any), payload.
 InlineHandle = Callable[[str, "dict[str, str] | None", bytes], None]
@@ -82,8 +87,33 @@ def plain_headers(block: bytes) -> dict[str, str] | None:
 
 
 class HeraldNatsClient(Client):
-    """A nats-py :class:`~nats.aio.client.Client` with a faster header parser (same result)
-    and :class:`Inline` subscriptions."""
+    """A nats-py :class:`~nats.aio.client.Client` with a faster protocol parser
+    (:class:`~herald_common.natsparser.HeraldParser`) and header parser (same results), and
+    :class:`Inline` subscriptions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ps = HeraldParser(self)
+        #: error callbacks of inline handlers, running
+        self._reports: set[asyncio.Future[None]] = set()
+
+    def _deliver_inline(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bool:
+        """Hand a message to its :class:`Inline` handler at once, if it has one and its
+        headers parse without a wait; False: the parser awaits ``_process_msg`` instead."""
+        sub = self._subs.get(sid)
+        if sub is None:
+            return False
+        inline = sub._cb
+        if not isinstance(inline, Inline):
+            return False
+        if not headers:
+            parsed = None
+        elif headers.startswith(_PLAIN_HEAD):
+            parsed = plain_headers(headers)
+        else:
+            return False
+        self._hand_over(sub, inline, subject, parsed, data)
+        return True
 
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
         sub = self._subs.get(sid)
@@ -91,19 +121,22 @@ class HeraldNatsClient(Client):
         if not isinstance(inline, Inline) or sub is None:
             await super()._process_msg(sid, subject, reply, data, headers)
             return
+        parsed = await self._process_headers(headers) if headers else None
+        self._hand_over(sub, inline, subject, parsed, data)
+
+    def _hand_over(
+        self, sub: Subscription, inline: Inline, subject: bytes, headers: dict[str, str] | None, data: bytes
+    ) -> None:
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
         sub._received += 1
-        if not headers:
-            parsed = None
-        elif headers.startswith(_PLAIN_HEAD):
-            parsed = plain_headers(headers)
-        else:
-            parsed = await self._process_headers(headers)
         try:
-            inline.handle(subject.decode(), parsed, data)
+            inline.handle(subject.decode(), headers, data)
         except Exception as exc:
-            await self._error_cb(exc)
+            # nats-py awaits the error callback; here it runs as a task of its own.
+            report = asyncio.ensure_future(self._error_cb(exc))
+            self._reports.add(report)
+            report.add_done_callback(self._reports.discard)
 
     @staticmethod
     def _parse_header_lines(raw: bytes) -> dict[str, str]:
