@@ -66,6 +66,22 @@ async def test_a_batch_is_stored_in_order_with_one_acknowledgement(conn: tuple[C
     assert await stored(js) == [f"m{n}" for n in range(1, 101)]
 
 
+async def test_every_message_keeps_its_own_headers_and_payload(conn: tuple[Client, JetStreamContext]) -> None:
+    """Messages with only their id and messages with more headers (a trace context) mixed in
+    one batch: each is stored with exactly its headers, its payload and its batch headers."""
+    nc, js = conn
+    extra = {MSG_ID: "t2", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    batch = [message(1), Outgoing("bt.b", b"", extra), message(3), Outgoing("bt.c", b"\r\n\x00", {MSG_ID: "t4"})]
+    await publish_atomic(nc, batch, timeout=5)
+    for seq, sent in enumerate(batch, start=1):
+        got = await js.get_msg(STREAM, seq)
+        assert got.subject == sent.subject and (got.data or b"") == sent.payload
+        assert got.headers is not None
+        assert {k: v for k, v in got.headers.items() if not k.startswith("Nats-Batch-")} == sent.headers
+        if seq < len(batch):
+            assert got.headers.get("Nats-Batch-Sequence") == str(seq)
+
+
 async def test_a_batch_holding_a_stored_id_is_refused_whole(conn: tuple[Client, JetStreamContext]) -> None:
     nc, js = conn
     await publish_atomic(nc, [message(1), message(2)], timeout=5)
