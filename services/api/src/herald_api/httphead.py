@@ -81,7 +81,11 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value) + _LINE_OVERHEAD
-        super().on_header(name, value)
+        # uvicorn's own handling (pinned), here rather than through a second call per header.
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False

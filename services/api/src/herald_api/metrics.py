@@ -8,11 +8,12 @@ import time
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from herald_api.asgi import ResponseStatus, route_of
 from herald_api.auth import CLAIMS_KEY
 from herald_api.errors import status_of
+from herald_common.loopmetrics import LoopCounter, LoopCounters, LoopHistogram, LoopHistograms
 
 access_log = logging.getLogger("herald.api.access")
 
@@ -20,17 +21,21 @@ access_log = logging.getLogger("herald.api.access")
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "herald_api_requests_total",
+        # Counted and timed on the event loop's thread only (every request's is: the
+        # middleware and the producer routes run there), so without prometheus_client's
+        # locks (herald_common.loopmetrics); exposed the same way, default buckets.
+        self.requests = LoopCounters(
+            "herald_api_requests",
             "HTTP requests handled, by method, route template and status.",
             ["method", "route", "status"],
-            registry=self.registry,
+            self.registry,
         )
-        self.latency = Histogram(
+        self.latency = LoopHistograms(
             "herald_api_request_seconds",
             "HTTP request handling time, by method and route template.",
             ["method", "route"],
-            registry=self.registry,
+            Histogram.DEFAULT_BUCKETS,
+            self.registry,
         )
         self.outbox_backlog = Gauge(
             "herald_api_outbox_backlog",
@@ -50,7 +55,7 @@ class ApiMetrics:
         self.nats_connected = Gauge("herald_api_nats_connected", "1 while connected to NATS.", registry=self.registry)
         # The labelled children by (method, route, status): finding a child through
         # ``labels()`` costs more than counting and timing the request itself.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int], tuple[LoopCounter, LoopHistogram]] = {}
 
     def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
         """Count one request and record its duration."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from herald_gateway.loopmetrics import LoopCounter, LoopHistogram
+from herald_common.loopmetrics import LoopCounter, LoopHistogram
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -41,7 +41,7 @@ class Metrics:
         Gauge(
             "herald_gateway_nats_connected", "1 while connected to NATS, else 0.", registry=self.registry
         ).set_function(nats_connected)
-        # Updated for every live message: the lock-free kind (see herald_gateway.loopmetrics).
+        # Updated for every live message: the lock-free kind (see herald_common.loopmetrics).
         self.latency = LoopHistogram(
             "herald_gateway_delivery_latency_seconds",
             "From storage on topics.* (Nats-Time-Stamp) to the frame handed to the sockets; live messages.",

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from herald_gateway.loopmetrics import LoopCounter, LoopHistogram
+from herald_common.loopmetrics import LoopCounter, LoopCounters, LoopHistogram, LoopHistograms
 from herald_gateway.metrics import LATENCY_BUCKETS
 
 
@@ -57,3 +57,30 @@ def test_a_name_is_registered_once() -> None:
     LoopCounter("dup", "first", registry)
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         LoopCounter("dup", "second", registry)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["GET", "POST"]), st.sampled_from(["/a", "/b"]), st.floats(0, 20, allow_nan=False)),
+        max_size=40,
+    )
+)
+def test_labelled_families_match_prometheus_client(observed: list[tuple[str, str, float]]) -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    counters = LoopCounters("r", "requests", ["method", "route"], ours)
+    histograms = LoopHistograms("t_seconds", "times", ["method", "route"], Histogram.DEFAULT_BUCKETS, ours)
+    reference_counter = Counter("r", "requests", ["method", "route"], registry=theirs)
+    reference_histogram = Histogram("t_seconds", "times", ["method", "route"], registry=theirs)
+    for method, route, value in observed:
+        counters.labels(method, route).inc()
+        histograms.labels(method, route).observe(value)
+        reference_counter.labels(method, route).inc()
+        reference_histogram.labels(method, route).observe(value)
+    assert sorted(_exposed(ours)) == sorted(_exposed(theirs))
+
+
+def test_a_family_takes_exactly_its_label_values() -> None:
+    counters = LoopCounters("f", "a family", ["a", "b"], CollectorRegistry())
+    assert counters.labels("x", "y") is counters.labels("x", "y")
+    with pytest.raises(ValueError, match="2 label values"):
+        counters.labels("x")
