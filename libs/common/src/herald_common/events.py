@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import hashlib
 import os
 from typing import Any
 
 import msgspec
+
+from herald_common.timefmt import now_rfc3339
 
 EVENT_PREFIX = "events."
 
@@ -71,7 +72,7 @@ def new_event(type_: str, data: dict[str, Any], event_id: str | None = None) -> 
     return Event(
         id=event_id or random_id(),
         type=type_,
-        occurred_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        occurred_at=now_rfc3339(),
         data=data,
     )
 

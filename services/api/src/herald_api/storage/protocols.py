@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from herald_common.errors import ErrorCode, HeraldError
+from herald_common.timefmt import rfc3339_us
 
 
 def now_us() -> int:
@@ -24,8 +24,7 @@ def now_us() -> int:
 
 def iso_from_us(us: int) -> str:
     """RFC 3339 UTC text with microseconds, e.g. ``2024-05-01T12:00:00.000001Z``."""
-    moment = dt.datetime.fromtimestamp(us // 1_000_000, dt.UTC).replace(microsecond=us % 1_000_000)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return rfc3339_us(us)
 
 
 @dataclass(frozen=True, slots=True)
