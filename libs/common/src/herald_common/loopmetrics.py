@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+_Child = TypeVar("_Child")
 
 
 class LoopCounter:
@@ -88,24 +91,38 @@ class LoopHistogram:
         yield HistogramMetricFamily(self._name, self._documentation)
 
 
-class LoopCounters:
-    """Counters by label values (:meth:`labels`), updated from one thread only."""
+class _Family(Generic[_Child]):
+    """Children by label values (:meth:`labels`), each made by ``make`` on first use."""
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        make: Callable[[], _Child],
+    ) -> None:
         self._name = name
         self._documentation = documentation
         self._labelnames = list(labelnames)
-        self._children: dict[tuple[str, ...], LoopCounter] = {}
-        registry.register(self)
+        self._make = make
+        self._children: dict[tuple[str, ...], _Child] = {}
 
-    def labels(self, *values: str) -> LoopCounter:
-        """The counter of these label values (in ``labelnames`` order), made on first use."""
+    def labels(self, *values: str) -> _Child:
+        """The child of these label values (in ``labelnames`` order), made on first use."""
         child = self._children.get(values)
         if child is None:
             if len(values) != len(self._labelnames):
                 raise ValueError(f"{self._name} takes {len(self._labelnames)} label values")
-            child = self._children[values] = LoopCounter(self._name, self._documentation, None)
+            child = self._children[values] = self._make()
         return child
+
+
+class LoopCounters(_Family[LoopCounter]):
+    """Counters by label values (:meth:`labels`), updated from one thread only."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        super().__init__(name, documentation, labelnames, lambda: LoopCounter(name, documentation, None))
+        registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -117,7 +134,7 @@ class LoopCounters:
         yield CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
 
 
-class LoopHistograms:
+class LoopHistograms(_Family[LoopHistogram]):
     """Histograms by label values (:meth:`labels`), with fixed bucket bounds, updated from one thread only."""
 
     def __init__(
@@ -128,21 +145,9 @@ class LoopHistograms:
         buckets: Sequence[float],
         registry: CollectorRegistry,
     ) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._labelnames = list(labelnames)
-        self._bounds = list(buckets)
-        self._children: dict[tuple[str, ...], LoopHistogram] = {}
+        bounds = list(buckets)
+        super().__init__(name, documentation, labelnames, lambda: LoopHistogram(name, documentation, bounds, None))
         registry.register(self)
-
-    def labels(self, *values: str) -> LoopHistogram:
-        """The histogram of these label values (in ``labelnames`` order), made on first use."""
-        child = self._children.get(values)
-        if child is None:
-            if len(values) != len(self._labelnames):
-                raise ValueError(f"{self._name} takes {len(self._labelnames)} label values")
-            child = self._children[values] = LoopHistogram(self._name, self._documentation, self._bounds, None)
-        return child
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
