@@ -108,11 +108,15 @@ async def publish_atomic(nc: Client, messages: Sequence[Outgoing], timeout: floa
     return ack.seq
 
 
+#: The start of a header block holding only the message's id.
+_ID_HEAD = f"NATS/1.0\r\n{MSG_ID}: ".encode()
+
+
 def _hpub(subject: str, payload: bytes, headers: dict[str, str], batch_lines: bytes, number: int) -> bytes:
     """The protocol line, headers and payload of one message of a batch (``HPUB``);
     ``batch_lines`` is :func:`_batch_lines` of its batch."""
     if len(headers) == 1 and MSG_ID in headers:  # what Herald's messages carry
-        head = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n%s%d\r\n\r\n" % (headers[MSG_ID].encode(), batch_lines, number)
+        head = b"%s%s\r\n%s%d\r\n\r\n" % (_ID_HEAD, headers[MSG_ID].encode(), batch_lines, number)
     else:
         lines = "".join([f"{key}: {value}\r\n" for key, value in headers.items()]).encode()
         head = b"NATS/1.0\r\n%s%s%d\r\n\r\n" % (lines, batch_lines, number)

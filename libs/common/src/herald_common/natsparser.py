@@ -80,54 +80,51 @@ class HeraldParser(Parser):
         end = len(chunk)
         pos = 0
         nc = self.nc
+        # The message whose line is read and whose bytes are awaited: subject, sid, reply,
+        # header size, total size (kept in the parser's fields between reads).
+        pending: tuple[bytes, int, bytes, int, int] | None = None
+        if self.state == AWAITING_MSG_PAYLOAD:
+            arg = self.msg_arg
+            pending = (arg["subject"], arg["sid"], arg["reply"], self.header_needed, self.needed)
         try:
-            while pos < end:
-                if self.state == AWAITING_MSG_PAYLOAD:  # a message whose line came in an earlier read
-                    stop = pos + self.needed
-                    if stop + 2 > end:
-                        break
-                    arg = self.msg_arg
-                    split = pos + self.header_needed
-                    headers = chunk[pos:split] if split > pos else None
-                    pos = stop + 2
-                    self.state = AWAITING_CONTROL_LINE
-                    self.header_needed = 0
-                    if not nc._deliver_inline(arg["sid"], arg["subject"], arg["reply"], chunk[split:stop], headers):
-                        await nc._process_msg(arg["sid"], arg["subject"], arg["reply"], chunk[split:stop], headers)  # type: ignore[arg-type]  # nats-py annotates headers as bytes
+            while True:
+                if pending is None:
+                    eol = chunk.find(_CRLF, pos)
+                    if eol < 0:
+                        break  # the rest of the line comes with the next read
+                    args = chunk[pos:eol].split()
+                    if not (args and (args[0] == _HMSG or args[0] == _MSG)):
+                        line = chunk[pos : eol + 2]
+                        pos = eol + 2
+                        await self._control(line)
                         if self.buf is not buf:  # reset meanwhile (a reconnect): what was read is stale
                             return
-                    continue
-                eol = chunk.find(_CRLF, pos)
-                if eol < 0:
-                    break  # the rest of the line comes with the next read
-                args = chunk[pos:eol].split()
-                if args and (args[0] == _HMSG or args[0] == _MSG):
-                    subject, sid, reply, header_size, needed = _message_line(args)
-                    start = eol + 2
-                    stop = start + needed
-                    if stop + 2 > end:  # the message comes with the next reads
-                        self.msg_arg = {"subject": subject, "sid": sid, "reply": reply}
-                        self.needed = needed
-                        self.header_needed = header_size
-                        self.state = AWAITING_MSG_PAYLOAD
-                        pos = start
-                        break
-                    split = start + header_size
-                    headers = chunk[start:split] if header_size else None
-                    pos = stop + 2
-                    if not nc._deliver_inline(sid, subject, reply, chunk[split:stop], headers):
-                        await nc._process_msg(sid, subject, reply, chunk[split:stop], headers)  # type: ignore[arg-type]
-                        if self.buf is not buf:
-                            return
-                    continue
-                line = chunk[pos : eol + 2]
-                pos = eol + 2
-                await self._control(line)
-                if self.buf is not buf:
-                    return
+                        continue
+                    pending = _message_line(args)
+                    pos = eol + 2
+                subject, sid, reply, header_size, needed = pending
+                stop = pos + needed
+                if stop + 2 > end:
+                    break  # the message comes with the next reads
+                pending = None
+                split = pos + header_size
+                headers = chunk[pos:split] if header_size else None
+                payload = chunk[split:stop]
+                pos = stop + 2
+                if not nc._deliver_inline(sid, subject, reply, payload, headers):
+                    await nc._process_msg(sid, subject, reply, payload, headers)  # type: ignore[arg-type]  # nats-py annotates headers as bytes
+                    if self.buf is not buf:
+                        return
         finally:
             if self.buf is buf:
                 buf[:] = chunk[pos:]
+                if pending is None:
+                    self.state = AWAITING_CONTROL_LINE
+                    self.header_needed = 0
+                else:
+                    subject, sid, reply, self.header_needed, self.needed = pending
+                    self.msg_arg = {"subject": subject, "sid": sid, "reply": reply}
+                    self.state = AWAITING_MSG_PAYLOAD
 
     async def _control(self, line: bytes) -> None:
         """A line other than a message's, matched as nats-py matches it."""
