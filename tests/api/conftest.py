@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
-import nats
 import pytest
 from litestar import Litestar
 from nats.js import JetStreamContext
@@ -26,6 +25,7 @@ from herald_common.config import Settings, load_settings
 from herald_common.events import Event, decode_event
 from herald_common.streams import EVENTS_STREAM
 from herald_common.tokens import issue_token
+from tests.support.natsclients import connect_nats
 from tests.support.procs import free_port
 
 SECRET = "api-test-secret-of-at-least-32-bytes-long"
@@ -174,7 +174,7 @@ class EventReader:
 
 @pytest.fixture
 async def events(nats_url: str) -> AsyncIterator[EventReader]:
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await connect_nats(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         yield EventReader(nc.jetstream())
     finally:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from herald_api.app import create_app
@@ -14,6 +13,7 @@ from herald_common.events import MESSAGE_SENT
 from herald_common.streams import TOPICS_STREAM
 from herald_common.wire import decode_publication
 from tests.api.conftest import EventReader, app_storage, auth, make_settings, serving, wait_until
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ async def test_api_started_without_nats_delivers_once_nats_comes_up(tmp_path: Pa
             response = await http.post("/api/messages", json={"content": "early"}, headers=auth("a"))
             assert response.status_code == 201
             server.start()
-            nc = await nats.connect(server.url)
+            nc = await connect_nats(server.url)
             try:
                 event = await EventReader(nc.jetstream()).next(within=30)
             finally:
@@ -89,7 +89,7 @@ async def test_publish_is_stored_on_its_topic_not_as_an_event(
 ) -> None:
     """A raw publication names its topic: the api stores it there itself (no bridge)."""
     app = create_app(make_settings(tmp_path, database_url, nats_url))
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         async with serving(app) as http:
             await wait_until(lambda: _ready(http))

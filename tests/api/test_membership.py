@@ -11,13 +11,14 @@ import pytest
 from herald_api.app import create_app
 from herald_common import rpc
 from tests.api.conftest import auth, make_settings, serving, wait_until
+from tests.support.natsclients import connect_nats
 
 pytestmark = pytest.mark.integration
 
 
 async def test_membership_questions_are_answered(tmp_path: Path, database_url: str, nats_url: str) -> None:
     app = create_app(make_settings(tmp_path, database_url, nats_url))
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         async with serving(app) as http:
 

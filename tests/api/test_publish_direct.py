@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -20,6 +19,7 @@ from herald_common.streams import TOPICS_STREAM
 from herald_common.topics import TOPIC_PREFIX
 from herald_common.wire import decode_publication
 from tests.api.conftest import app_storage, auth, make_settings, serving, wait_until
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ class TopicReader:
 
 @pytest.fixture
 async def events(nats_url: str) -> AsyncIterator[TopicReader]:
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await connect_nats(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         yield TopicReader(nc.jetstream())
     finally:

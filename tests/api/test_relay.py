@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -18,6 +17,7 @@ from herald_api.storage.protocols import OutboxEntry
 from herald_api.storage.sql import SqlStorage
 from herald_common.config import Settings, load_settings
 from herald_common.streams import EVENTS_STREAM, ensure_streams
+from tests.support.natsclients import connect_nats
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def entry(n: int, subject: str = "events.test") -> OutboxEntry:
 
 @pytest.fixture
 async def conn(nats_url: str) -> AsyncIterator[tuple[Client, JetStreamContext]]:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     context = nc.jetstream()
     await ensure_streams(context, load_settings({}))
     try:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from nats.aio.msg import Msg
 
@@ -14,6 +13,7 @@ from herald_api.app import create_app
 from herald_common import presence
 from herald_common.tokens import issue_token
 from tests.api.conftest import SECRET, make_settings, serving, wait_until
+from tests.support.natsclients import connect_nats
 
 
 def bearer(sub: str, *topics: str) -> dict[str, str]:
@@ -39,7 +39,7 @@ async def test_without_any_gateway_nobody_is_there(http: httpx.AsyncClient) -> N
 
 
 async def test_a_gateway_s_answer_is_passed_on(http: httpx.AsyncClient, nats_url: str) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     asked: list[str] = []
 
     async def answer(msg: Msg) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -22,6 +21,7 @@ from herald_common.streams import TOPICS_STREAM, epoch_of
 from herald_common.tokens import Claims, issue_token
 from herald_common.topics import live_subject, topic_subject
 from tests.api.conftest import SECRET, auth, make_settings, serving, wait_until
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer
 from tests.support.stack import Stack, client, token
 
@@ -45,7 +45,7 @@ def test_rules_match_subscribing() -> None:
 
 @pytest.fixture
 async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
-    conn = await nats.connect(nats_url)
+    conn = await connect_nats(nats_url)
     try:
         yield conn
     finally:
@@ -56,7 +56,7 @@ async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
 async def http(tmp_path: Path, database_url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(tmp_path, database_url, nats_url, page_limit_max=3))
     async with serving(app) as h:
-        nc = await nats.connect(nats_url)
+        nc = await connect_nats(nats_url)
         js = nc.jetstream()
 
         async def ready() -> bool:

@@ -10,12 +10,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import nats
 import pytest
 
 from herald_common.config import load_settings
 from herald_common.events import MESSAGE_SENT, encode_event, new_event
 from herald_common.streams import TOPICS_STREAM, ensure_streams
+from tests.support.natsclients import connect_nats
 from tests.support.otlp import OtlpReceiver, otlp_receiver, tracing_env
 from tests.support.procs import NatsServer, Service, free_port, wait_http_ok
 
@@ -77,7 +77,7 @@ def bridge(nats_server: NatsServer, tmp_path: Path, receiver: OtlpReceiver) -> I
 
 
 async def _publish(url: str, count: int, *, traceparent: str | None = None) -> None:
-    nc = await nats.connect(url)
+    nc = await connect_nats(url)
     js = nc.jetstream()  # the bridge created the streams before it was ready
     for i in range(count):
         ev = new_event(MESSAGE_SENT, {"id": f"m{i}", "senderId": "s", "recipientId": "r"})
@@ -89,13 +89,13 @@ async def _publish(url: str, count: int, *, traceparent: str | None = None) -> N
 
 
 async def _delete_topics_stream(url: str) -> None:
-    nc = await nats.connect(url)
+    nc = await connect_nats(url)
     await nc.jetstream().delete_stream(TOPICS_STREAM)
     await nc.close()
 
 
 async def _recreate_streams(url: str) -> None:
-    nc = await nats.connect(url)
+    nc = await connect_nats(url)
     await ensure_streams(nc.jetstream(), load_settings({}))
     await nc.close()
 

@@ -16,6 +16,7 @@ from herald_common.config import load_settings
 from herald_common.events import MESSAGE_SENT, Event, encode_event, new_event
 from herald_common.jsbatch import publish_in_order
 from herald_common.streams import TOPICS_STREAM, ensure_streams
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer, Service, free_port
 
 
@@ -40,7 +41,7 @@ async def publish_event(nc: Client, event: Event) -> None:
 
 
 async def test_redelivered_event_is_stored_once(nats_url: str) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     settings = load_settings({})
     await ensure_streams(js, settings)
@@ -53,7 +54,7 @@ async def test_redelivered_event_is_stored_once(nats_url: str) -> None:
 
 
 async def _publish_events(nats_url: str, count: int, recipient: str) -> list[str]:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await ensure_streams(js, load_settings({}))
     ids = []
@@ -66,7 +67,7 @@ async def _publish_events(nats_url: str, count: int, recipient: str) -> list[str
 
 
 async def _topic_ids(nats_url: str, topic: str) -> list[str]:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         return [str(b["id"]) for b in await topic_bodies(nc.jetstream(), topic)]
     finally:
@@ -82,7 +83,7 @@ async def _publish_and_kill_mid_stream(
     published) read just before the kill; each event here belongs on three topics, so fewer
     than three per event means the bridge had a backlog when it died.
     """
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await ensure_streams(js, load_settings({}))
     ids: list[str] = []

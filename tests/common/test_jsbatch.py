@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -22,6 +21,7 @@ from herald_common.jsbatch import (
     publish_atomic,
     publish_in_order,
 )
+from tests.support.natsclients import connect_nats
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def message(n: int, subject: str = "bt.a") -> Outgoing:
 
 @pytest.fixture
 async def conn(nats_url: str) -> AsyncIterator[tuple[Client, JetStreamContext]]:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await js.add_stream(
         StreamConfig(name=STREAM, subjects=["bt.>"], storage=StorageType.FILE, allow_atomic=True, duplicate_window=60)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 
-import nats
 import pytest
 from nats.aio.msg import Msg
 
@@ -18,6 +17,7 @@ from herald_common.topics import (
     validate_pattern,
     validate_topic,
 )
+from tests.support.natsclients import connect_nats
 
 VALID_TOPICS = [
     "a",
@@ -146,7 +146,7 @@ def test_matches_table(pattern: str, topic: str, expected: bool) -> None:
 
 async def test_matches_agrees_with_nats(nats_url: str) -> None:
     """Every row of the table is also what a real nats-server delivers."""
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         received: dict[int, list[str]] = {i: [] for i in range(len(MATCH_TABLE))}
         for i, (pattern, _, _) in enumerate(MATCH_TABLE):

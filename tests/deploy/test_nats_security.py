@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -31,6 +30,7 @@ from herald_common.streams import EVENTS_STREAM, TOPICS_STREAM
 from tests.deploy.certs import Authority
 from tests.deploy.checks import AUTH_FILE, NATS_SERVICES
 from tests.deploy.nats_checks import password_variable
+from tests.support.natsclients import connect_nats
 from tests.support.procs import free_port, nats_server_binary, wait_for_port
 from tests.support.stack import Stack, client, token
 
@@ -114,7 +114,7 @@ class Errors:
 
 async def _connect(server: SecureNats, service: str, errors: Errors | None = None) -> Client:
     settings = load_settings(server.env(service))
-    return await nats.connect(
+    return await connect_nats(
         server.url,
         allow_reconnect=False,
         connect_timeout=3,
@@ -126,7 +126,7 @@ async def _connect(server: SecureNats, service: str, errors: Errors | None = Non
 async def _refused(server: SecureNats, **options: object) -> str:
     errors = Errors()
     try:
-        nc = await nats.connect(server.url, allow_reconnect=False, connect_timeout=3, error_cb=errors.record, **options)
+        nc = await connect_nats(server.url, allow_reconnect=False, connect_timeout=3, error_cb=errors.record, **options)
     except (TimeoutError, NatsError, OSError) as exc:
         return f"{exc!r} {errors.seen}"
     await nc.close()
@@ -332,7 +332,7 @@ def test_cluster_routes_need_a_certificate_from_the_ca(tmp_path: Path) -> None:
         )
 
     async def route_count(port: int) -> int:
-        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False, connect_timeout=2)
+        nc = await connect_nats(f"nats://127.0.0.1:{port}", allow_reconnect=False, connect_timeout=2)
         try:
             return len(nc.servers) - 1
         finally:

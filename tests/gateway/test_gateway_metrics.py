@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from herald_common.config import load_settings
 from herald_common.streams import ensure_streams
 from herald_common.tokens import issue_token
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer, Service, gateway_process
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def gateway(nats_server: NatsServer, tmp_path: Path) -> Iterator[Gateway]:
 
 @pytest.fixture
 async def publish(nats_server: NatsServer, gateway: Gateway) -> AsyncIterator[Callable[[str], Any]]:
-    nc = await nats.connect(nats_server.url)
+    nc = await connect_nats(nats_server.url)
     js = nc.jetstream()
     await ensure_streams(js, load_settings({}))
 

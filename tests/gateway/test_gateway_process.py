@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -20,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from herald_common.config import load_settings
 from herald_common.streams import TOPICS_STREAM, ensure_streams, epoch_of
 from herald_common.tokens import issue_token
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer, Service, gateway_process, wait_http_ok
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ async def authed(url: str, sub: str = "alice", **kwargs: Any) -> ClientConnectio
 
 @pytest.fixture
 async def js_publish(gateway: Running, gateway_env: dict[str, str]) -> AsyncIterator[Any]:
-    nc = await nats.connect(gateway.nats_url)
+    nc = await connect_nats(gateway.nats_url)
     js = nc.jetstream()
     # The same stream settings as the gateway's, or this would undo them.
     await ensure_streams(js, load_settings(gateway_env))
@@ -330,7 +330,7 @@ async def test_slow_consumer_over_the_byte_bound_is_closed_4009(gateway: Running
 
 
 async def current_epoch(nats_url: str) -> str:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         return epoch_of(await nc.jetstream().stream_info(TOPICS_STREAM))
     finally:
@@ -405,7 +405,7 @@ async def _publish_steadily(url: str, count: int, interval: float, published: li
 
     ``Nats-Msg-Id`` makes a retried publish that did get stored a duplicate JetStream drops.
     """
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2)
+    nc = await connect_nats(url, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2)
     js = nc.jetstream()
     try:
         for i in range(1, count + 1):

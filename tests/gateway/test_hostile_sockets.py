@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from herald_common.config import load_settings
 from herald_common.streams import ensure_streams
 from herald_common.tokens import issue_token
+from tests.support.natsclients import connect_nats
 from tests.support.procs import GatewayProcess, NatsServer, gateway_process
 from tests.support.rawws import OP_CLOSE, OP_PING, OP_TEXT, RawClient, frame
 
@@ -282,7 +282,7 @@ async def missed_backlog(gw: GatewayProcess, nats_url: str, count: int = BACKLOG
     ws = await authed(gw.ws_url, "seer", topics=["big.**"])
     await ws.send(json.dumps({"type": "subscribe", "topic": "big.feed"}))
     assert (await recv(ws))["type"] == "subscribed"
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await ensure_streams(js, load_settings({}))
     await js.publish("topics.big.feed", json.dumps({"data": {"n": -1}}).encode())

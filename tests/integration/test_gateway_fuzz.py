@@ -23,11 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import nats
 import pytest
 
 from herald_common.config import load_settings
 from herald_common.streams import ensure_streams
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer
 from tests.support.rawws import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawClient, frame
 from tests.support.stack import SECRET, Stack, client, token
@@ -180,7 +180,7 @@ async def fuzz_connection(port: int, rng: random.Random, tok: str, budget: list[
 
 
 async def publish_steadily(nats_url: str, count: int, stop: asyncio.Event) -> int:
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await ensure_streams(js, load_settings({}))
     sent = 0

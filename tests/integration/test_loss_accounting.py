@@ -42,12 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 import websocket
 
 from herald_bench.httpload import Connection, post_json
 from herald_common.streams import EVENTS_STREAM, TOPICS_STREAM
+from tests.support.natsclients import connect_nats
 from tests.support.postgres import fresh_database
 from tests.support.procs import NatsCluster, NatsServer, running_nats
 from tests.support.stack import Stack, token
@@ -552,7 +552,7 @@ def stored(nats_url: str) -> str:
     """How many messages the events and topics streams hold now (for the drain's progress)."""
 
     async def ask() -> str:
-        nc = await nats.connect(nats_url.split(","), connect_timeout=2, max_reconnect_attempts=0)
+        nc = await connect_nats(nats_url.split(","), connect_timeout=2, max_reconnect_attempts=0)
         try:
             js = nc.jetstream()
             events = (await js.stream_info(EVENTS_STREAM)).state.messages

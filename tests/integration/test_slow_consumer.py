@@ -9,12 +9,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import nats
 import pytest
 import websockets
 
 from herald_common.config import load_settings
 from herald_common.streams import ensure_streams
+from tests.support.natsclients import connect_nats
 from tests.support.procs import NatsServer
 from tests.support.rawws import OP_CLOSE, OP_TEXT, RawClient, frame
 from tests.support.stack import Stack, token
@@ -81,7 +81,7 @@ async def scenario(stack: Stack, nats_url: str) -> None:
     # Everyone is subscribed; from now on the slow client reads nothing.
     rss_before = rss_kib(pid)
 
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     js = nc.jetstream()
     await ensure_streams(js, load_settings({}))
     pad = "x" * PAYLOAD

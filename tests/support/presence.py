@@ -16,6 +16,7 @@ import nats
 import websocket
 
 from herald_common.presence import PRESENCE_STREAM, event_decoder
+from tests.support.natsclients import connect_nats
 from tests.support.stack import Client, Gateway, Stack, client, token
 
 
@@ -93,7 +94,7 @@ def metric(gw: Gateway, name: str) -> float:
 
 async def stored_events(stack: Stack, topic: str, count: int) -> list[Any]:
     """The events of ``topic`` stored on HERALD_PRESENCE (waiting up to 5 s for ``count``)."""
-    nc = await nats.connect(stack.nats.url)
+    nc = await connect_nats(stack.nats.url)
     try:
         js = nc.jetstream()
         found: list[Any] = []

@@ -15,6 +15,12 @@ subscription's queue, wraps it in a ``Msg`` and switches to the subscription's t
 the callback; for the gateway's live feeds, tens of thousands of messages a second, that
 hand-over cost about as much as handling them. Its protocol parser
 (:mod:`herald_common.natsparser`) calls the handler without a coroutine per message.
+
+And its ``flush`` means what nats-py documents: once it returns, the server has everything
+sent before it, subscriptions included. nats-py 2.16 writes the flush's PING straight to
+the socket while the commands before it (a ``SUB``) still wait for its flusher task, so the
+server could answer the PING before it had read the ``SUB``: a request sent from another
+connection at once found nobody subscribed. Here the PING goes out behind them.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from nats.aio.client import Client
+from nats.aio.client import PING_PROTO, Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
@@ -88,14 +94,22 @@ def plain_headers(block: bytes) -> dict[str, str] | None:
 
 class HeraldNatsClient(Client):
     """A nats-py :class:`~nats.aio.client.Client` with a faster protocol parser
-    (:class:`~herald_common.natsparser.HeraldParser`) and header parser (same results), and
-    :class:`Inline` subscriptions."""
+    (:class:`~herald_common.natsparser.HeraldParser`) and header parser (same results),
+    :class:`Inline` subscriptions, and a ``flush`` that covers what was sent before it."""
 
     def __init__(self) -> None:
         super().__init__()
         self._ps = HeraldParser(self)
         #: error callbacks of inline handlers, running
         self._reports: set[asyncio.Future[None]] = set()
+
+    async def _send_ping(self, future: asyncio.Future[bool] | None = None) -> None:
+        """Send a PING behind whatever is pending, so its PONG covers all of it."""
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._pongs.append(future)
+        await self._send_command(PING_PROTO)
+        await self._flush_pending()
 
     def _deliver_inline(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bool:
         """Hand a message to its :class:`Inline` handler at once, if it has one and its
