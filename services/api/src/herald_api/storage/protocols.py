@@ -14,17 +14,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from herald_common.errors import ErrorCode, HeraldError
-from herald_common.timefmt import rfc3339_us
 
 
 def now_us() -> int:
     """Wall-clock time in integer microseconds since the epoch (how timestamps are stored)."""
     return time.time_ns() // 1000
-
-
-def iso_from_us(us: int) -> str:
-    """RFC 3339 UTC text with microseconds, e.g. ``2024-05-01T12:00:00.000001Z``."""
-    return rfc3339_us(us)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from herald_api.storage.protocols import Channel, Member, iso_from_us
+from herald_api.storage.protocols import Channel, Member
+from herald_common.timefmt import rfc3339_us
 
 Name = Annotated[str, Meta(min_length=1, max_length=200, description="Display name of the channel.")]
 
@@ -34,9 +35,9 @@ class MemberResource(msgspec.Struct, kw_only=True, rename="camel"):
 
 def channel_resource(channel: Channel) -> ChannelResource:
     return ChannelResource(
-        id=channel.id, name=channel.name, owner_id=channel.owner_id, created_at=iso_from_us(channel.created_us)
+        id=channel.id, name=channel.name, owner_id=channel.owner_id, created_at=rfc3339_us(channel.created_us)
     )
 
 
 def member_resource(member: Member) -> MemberResource:
-    return MemberResource(user_id=member.user_id, added_at=iso_from_us(member.added_us))
+    return MemberResource(user_id=member.user_id, added_at=rfc3339_us(member.added_us))

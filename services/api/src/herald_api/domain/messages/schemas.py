@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from herald_api.storage.protocols import Message, iso_from_us
+from herald_api.storage.protocols import Message
+from herald_common.timefmt import rfc3339_us
 
 MAX_CONTENT_LENGTH = 16_384
 
@@ -54,7 +55,7 @@ def message_resource(message: Message) -> MessageResource:
         recipient_id=message.recipient_id,
         channel_id=message.channel_id,
         content=message.content,
-        created_at=iso_from_us(message.created_us),
+        created_at=rfc3339_us(message.created_us),
     )
 
 
